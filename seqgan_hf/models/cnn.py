@@ -147,7 +147,10 @@ class CNNForSequenceClassification(CNNPreTrainedModel):
                 loss = F.binary_cross_entropy_with_logits(logits.squeeze(-1), labels.to(logits.dtype))
             else:
                 loss = F.cross_entropy(logits, labels.long())
-            if self.config.l2_reg_lambda:
-                l2 = self.classifier.weight.pow(2).sum() + self.classifier.bias.pow(2).sum()
-                loss = loss + self.config.l2_reg_lambda * 0.5 * l2
+            loss = loss + self.regularization_loss()
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def regularization_loss(self) -> torch.Tensor:
+        """The paper's L2 penalty on the output layer: lambda * (|W|^2 + |b|^2) / 2."""
+        l2 = self.classifier.weight.pow(2).sum() + self.classifier.bias.pow(2).sum()
+        return self.config.l2_reg_lambda * 0.5 * l2

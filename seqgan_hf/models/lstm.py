@@ -198,9 +198,11 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
         h_all, c_all = torch.stack(hs, dim=1), torch.stack(cs, dim=1)
         return self.lm_head(h_all), h_all, c_all
 
-    def step(self, token_ids: torch.LongTensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
-        """Feed one token per row ([R]) from `state`; return next-token logits [R, V] and the new state."""
+    def step(self, token_ids: torch.LongTensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
+        """Feed one token per row ([R]) from `state` (zeros when None); return logits [R, V] and the new state."""
         embeds = self.embed_tokens(token_ids).unsqueeze(1)
+        if state is None:
+            state = self._initial_state(token_ids.shape[0], embeds.device, embeds.dtype)
         hidden, (h, c) = self.lstm(embeds, (state.h.unsqueeze(0), state.c.unsqueeze(0)))
         return self.lm_head(hidden[:, 0]), LSTMState(h[0], c[0])
 

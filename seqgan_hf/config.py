@@ -1,0 +1,181 @@
+"""`SeqGANConfig`: every knob of SeqGAN training, as flat `TrainingArguments` fields.
+
+Defaults follow the paper's synthetic-oracle protocol (Yu et al., 2017; DESIGN.md section 4) except where
+a field says otherwise. `TrainingArguments` fields keep their usual meaning; a few defaults are changed to
+the paper's values (batch 64, Adam lr 0.01, constant schedule, gradient-norm clip 5.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+ROLLOUT_POLICIES = ("generator", "delayed")
+REWARD_BASELINES = ("none", "batch_mean", "moving_average")
+
+
+@dataclass
+class SeqGANConfig(TrainingArguments):
+    """Configuration of [`SeqGANTrainer`].
+
+    Training runs three phases, each of which can be switched off by setting its length to 0:
+
+    1. **MLE pretraining** of the generator for `mle_epochs` epochs over `train_dataset`.
+    2. **Discriminator pretraining**: `discriminator_pretrain_rounds` rounds, each on `num_negatives` fresh
+       generator samples plus as many real sequences, for `discriminator_pretrain_epochs` epochs.
+    3. **Adversarial training**: `adversarial_iterations` iterations of `g_steps` policy-gradient updates
+       (rewards from `rollout_num` Monte Carlo rollouts per token) and `d_steps` discriminator updates
+       of `d_epochs` epochs each on fresh negatives.
+
+    `learning_rate` is the generator's learning rate in the adversarial phase; `mle_learning_rate` (default:
+    the same) in MLE pretraining. `per_device_train_batch_size` is the generator's batch (MLE batches and
+    sequences sampled per g-step) on each process.
+    """
+
+    # ---- overridden TrainingArguments defaults (the paper's values) -------------------------------
+    output_dir: str | None = field(default="outputs/seqgan", metadata={"help": "Where models and checkpoints go."})
+    per_device_train_batch_size: int = field(
+        default=64, metadata={"help": "Generator batch per process: MLE batches and sequences per g-step."}
+    )
+    learning_rate: float = field(default=0.01, metadata={"help": "Generator learning rate in adversarial training."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "Learning-rate schedule of every phase."})
+    max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient-norm clip for generator and discriminator."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N training units (see SeqGANTrainer)."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no' or 'steps'."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Logging integrations."})
+
+    # ---- sequences ---------------------------------------------------------------------------------
+    sequence_length: int = field(
+        default=20,
+        metadata={
+            "help": "Length T of generated sequences (tokens after the start token). Longer training "
+            "sequences are truncated to T with a warning."
+        },
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the generator policy."})
+    bos_token_id: int | None = field(
+        default=None,
+        metadata={"help": "Start token fed before every sequence. Default: the generator's or tokenizer's BOS."},
+    )
+    disable_dropout: bool = field(
+        default=True,
+        metadata={"help": "Set every dropout of the generator to 0 so sampling and the g-step use the same policy."},
+    )
+
+    # ---- phase 1: MLE pretraining ------------------------------------------------------------------
+    mle_epochs: int = field(default=120, metadata={"help": "Epochs of MLE pretraining (0 skips the phase)."})
+    mle_learning_rate: float | None = field(
+        default=None, metadata={"help": "Generator learning rate in MLE pretraining (default: learning_rate)."}
+    )
+
+    # ---- phase 2: discriminator pretraining --------------------------------------------------------
+    discriminator_pretrain_rounds: int = field(
+        default=50, metadata={"help": "Rounds of discriminator pretraining, each on fresh negatives (0 skips)."}
+    )
+    discriminator_pretrain_epochs: int = field(default=3, metadata={"help": "Epochs per pretraining round."})
+    num_negatives: int | None = field(
+        default=None,
+        metadata={
+            "help": "Generated sequences per discriminator round or d-step, matched by as many real ones "
+            "(default: the size of train_dataset, as in the paper)."
+        },
+    )
+    discriminator_learning_rate: float = field(default=1e-4, metadata={"help": "Discriminator Adam learning rate."})
+    discriminator_weight_decay: float = field(
+        default=0.0, metadata={"help": "Decoupled weight decay of the discriminator optimizer (AdamW)."}
+    )
+    discriminator_batch_size: int = field(default=64, metadata={"help": "Discriminator batch per process."})
+    discriminator_max_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncation length of re-tokenized text when D has its own tokenizer (default: 4*T)."},
+    )
+
+    # ---- phase 3: adversarial training -------------------------------------------------------------
+    adversarial_iterations: int = field(
+        default=200, metadata={"help": "Adversarial iterations (0 skips the phase)."}
+    )
+    g_steps: int = field(default=1, metadata={"help": "Policy-gradient updates of G per iteration."})
+    d_steps: int = field(default=5, metadata={"help": "Discriminator updates (fresh negatives each) per iteration."})
+    d_epochs: int = field(default=3, metadata={"help": "Epochs over each d-step's data."})
+    rollout_num: int = field(default=16, metadata={"help": "Monte Carlo rollouts N per token."})
+    rollout_policy: str = field(
+        default="generator",
+        metadata={
+            "help": "Who completes the rollouts: 'generator' (G itself, as the public code in effect does) or "
+            "'delayed' (a copy of G, moved towards G after each g-step with rollout_update_rate, as in the paper)."
+        },
+    )
+    rollout_update_rate: float = field(
+        default=0.8,
+        metadata={"help": "Delayed policy update: theta_roll <- rate * theta_roll + (1 - rate) * theta_G."},
+    )
+    rollout_batch_size: int = field(
+        default=4096,
+        metadata={"help": "Rows per generator forward during rollouts; bounds memory, never changes results."},
+    )
+    reward_baseline: str = field(
+        default="none",
+        metadata={
+            "help": "'none' (the paper), 'batch_mean' (subtract the batch's mean reward at each position) or "
+            "'moving_average' (subtract an exponential moving average of it, decay baseline_decay)."
+        },
+    )
+    baseline_decay: float = field(default=0.9, metadata={"help": "Decay of the 'moving_average' baseline."})
+
+    def __post_init__(self) -> None:
+        if self.mle_learning_rate is None:
+            self.mle_learning_rate = self.learning_rate
+        super().__post_init__()
+        self._validate()
+
+    def _validate(self) -> None:
+        def fail(name: str, problem: str, fix: str) -> None:
+            raise ValueError(f"SeqGANConfig.{name}: {problem}. {fix}")
+
+        for name in ("sequence_length", "rollout_num", "rollout_batch_size", "discriminator_batch_size"):
+            if getattr(self, name) < 1:
+                fail(name, f"got {getattr(self, name)}", "Set it to a positive integer.")
+        for name in (
+            "mle_epochs",
+            "discriminator_pretrain_rounds",
+            "discriminator_pretrain_epochs",
+            "adversarial_iterations",
+            "g_steps",
+            "d_steps",
+            "d_epochs",
+        ):
+            if getattr(self, name) < 0:
+                fail(name, f"got {getattr(self, name)}", "Use 0 to skip, or a positive count.")
+        if self.temperature <= 0:
+            fail("temperature", f"got {self.temperature}", "Use a positive temperature (1.0 samples the model as is).")
+        if self.rollout_policy not in ROLLOUT_POLICIES:
+            fail("rollout_policy", f"got {self.rollout_policy!r}", f"Choose one of {ROLLOUT_POLICIES}.")
+        if not 0.0 <= self.rollout_update_rate <= 1.0:
+            fail("rollout_update_rate", f"got {self.rollout_update_rate}", "Use a value in [0, 1] (the paper: 0.8).")
+        if self.reward_baseline not in REWARD_BASELINES:
+            fail("reward_baseline", f"got {self.reward_baseline!r}", f"Choose one of {REWARD_BASELINES}.")
+        if not 0.0 <= self.baseline_decay < 1.0:
+            fail("baseline_decay", f"got {self.baseline_decay}", "Use a value in [0, 1).")
+        if self.num_negatives is not None and self.num_negatives < 1:
+            fail("num_negatives", f"got {self.num_negatives}", "Use a positive count, or None for the dataset size.")
+        if self.discriminator_learning_rate <= 0 or self.learning_rate <= 0 or self.mle_learning_rate <= 0:
+            fail("learning_rate", "learning rates must be positive", "Set learning_rate, mle_learning_rate and "
+                 "discriminator_learning_rate to positive values.")
+        if self.adversarial_iterations > 0:
+            if self.g_steps == 0 and self.d_steps == 0:
+                fail("g_steps", "adversarial_iterations > 0 but g_steps = d_steps = 0, so nothing would train",
+                     "Set g_steps >= 1 (and d_steps, usually 5), or adversarial_iterations=0.")
+            if self.d_steps > 0 and self.d_epochs == 0:
+                fail("d_epochs", "d_steps > 0 but d_epochs = 0", "Set d_epochs >= 1 or d_steps = 0.")
+        if self.discriminator_pretrain_rounds > 0 and self.discriminator_pretrain_epochs == 0:
+            fail("discriminator_pretrain_epochs", "pretraining rounds > 0 but 0 epochs per round",
+                 "Set discriminator_pretrain_epochs >= 1 or discriminator_pretrain_rounds = 0.")
+        if self.gradient_accumulation_steps != 1:
+            fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
+                 "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")
+
+    @property
+    def total_units(self) -> int:
+        """Training units outside MLE: one per discriminator pretraining round and adversarial iteration."""
+        return self.discriminator_pretrain_rounds + self.adversarial_iterations

@@ -1,0 +1,166 @@
+"""The paper's synthetic benchmark: a random LSTM "oracle" plays the real data distribution.
+
+An oracle LSTM with N(0, 1) parameters generates the training set; a generator is judged by
+NLL_oracle (the oracle's mean per-token NLL of the generator's samples: quality) and NLL_test (the
+generator's mean per-token NLL of held-out oracle samples: coverage/diversity).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import datasets
+import torch
+
+from .models.lstm import LSTMConfig, LSTMForCausalLM
+from .rollout import RolloutEngine
+
+
+def build_oracle(
+    seed: int = 0,
+    vocab_size: int = 5000,
+    embedding_dim: int = 32,
+    hidden_dim: int = 32,
+    sequence_length: int = 20,
+    init_std: float = 1.0,
+) -> LSTMForCausalLM:
+    """An oracle LSTM whose every parameter is drawn from N(0, init_std^2) with `seed` (global RNG untouched)."""
+    config = LSTMConfig(
+        vocab_size=vocab_size,
+        embedding_dim=embedding_dim,
+        hidden_dim=hidden_dim,
+        sequence_length=sequence_length,
+        init_std=init_std,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        oracle = LSTMForCausalLM(config)
+    return oracle.eval().requires_grad_(False)
+
+
+def load_oracle(path: str, sequence_length: int = 20) -> LSTMForCausalLM:
+    """Load an oracle from the paper's `.npz` layout or from a `save_pretrained` directory."""
+    if os.path.isdir(path):
+        oracle = LSTMForCausalLM.from_pretrained(path)
+    elif path.endswith(".npz"):
+        oracle = LSTMForCausalLM.from_oracle_npz(path, sequence_length=sequence_length)
+    else:
+        raise ValueError(f"oracle {path!r}: expected an .npz in the paper's layout or a save_pretrained directory.")
+    return oracle.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def sample_sequences(
+    model: torch.nn.Module,
+    num_sequences: int,
+    sequence_length: int,
+    bos_token_id: int = 0,
+    batch_size: int = 1000,
+    seed: int | None = None,
+    temperature: float = 1.0,
+) -> torch.LongTensor:
+    """Sample `num_sequences` sequences [N, T] from `model` (fed `bos_token_id` first), reproducibly by `seed`."""
+    was_training = model.training
+    model.eval()
+    engine = RolloutEngine(bos_token_id, sequence_length, rollout_num=1, temperature=temperature)
+    rng = torch.Generator(device="cpu")
+    rng.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+    chunks = [
+        engine.sample(model, min(batch_size, num_sequences - start), generator=rng).cpu()
+        for start in range(0, num_sequences, batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(chunks)
+
+
+@torch.no_grad()
+def sequence_nll(
+    model: torch.nn.Module,
+    sequences: torch.LongTensor,
+    bos_token_id: int | None = None,
+    batch_size: int = 1024,
+) -> float:
+    """Mean per-token negative log-likelihood of `sequences` [N, T] under `model`, fed `[BOS] + sequence`."""
+    if bos_token_id is None:
+        bos_token_id = getattr(model.config, "bos_token_id", None)
+        bos_token_id = 0 if bos_token_id is None else bos_token_id
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for chunk in torch.as_tensor(sequences, dtype=torch.long).split(batch_size):
+        chunk = chunk.to(device)
+        inputs = torch.cat([chunk.new_full((chunk.shape[0], 1), bos_token_id), chunk[:, :-1]], dim=1)
+        log_probs = torch.log_softmax(model(input_ids=inputs).logits.float(), dim=-1)
+        total += -log_probs.gather(-1, chunk.unsqueeze(-1)).sum().item()
+        count += chunk.numel()
+    model.train(was_training)
+    return total / count
+
+
+@dataclass
+class OracleTask:
+    """An oracle and the data it generates: `train` (the real data) and a disjoint held-out `test` set."""
+
+    oracle: LSTMForCausalLM
+    train: torch.LongTensor
+    test: torch.LongTensor
+    bos_token_id: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        seed: int = 0,
+        num_train: int = 10_000,
+        num_test: int = 10_000,
+        oracle_params: str | None = None,
+        sequence_length: int = 20,
+        **oracle_kwargs,
+    ) -> OracleTask:
+        """Build (or load) an oracle and sample its training and test sets with seeds derived from `seed`."""
+        if oracle_params is not None:
+            oracle = load_oracle(oracle_params, sequence_length=sequence_length)
+        else:
+            oracle = build_oracle(seed=seed, sequence_length=sequence_length, **oracle_kwargs)
+        train = sample_sequences(oracle, num_train, sequence_length, seed=seed * 2 + 1)
+        test = sample_sequences(oracle, num_test, sequence_length, seed=seed * 2 + 2)
+        return cls(oracle=oracle, train=train, test=test)
+
+    @property
+    def sequence_length(self) -> int:
+        return self.train.shape[1]
+
+    def train_dataset(self) -> datasets.Dataset:
+        """The real data as a `datasets.Dataset` with an `input_ids` column."""
+        return datasets.Dataset.from_dict({"input_ids": self.train.tolist()})
+
+    def nll_oracle(self, generator: torch.nn.Module, num_samples: int = 10_000, seed: int = 0,
+                   temperature: float = 1.0) -> float:
+        """Oracle NLL of `num_samples` fresh samples from `generator` (lower = more oracle-like)."""
+        self.oracle.to(next(generator.parameters()).device)
+        samples = sample_sequences(
+            generator, num_samples, self.sequence_length, self.bos_token_id, seed=seed, temperature=temperature
+        )
+        return sequence_nll(self.oracle, samples, self.bos_token_id)
+
+    def nll_test(self, generator: torch.nn.Module, temperature: float = 1.0) -> float:
+        """Generator NLL of the held-out oracle samples (lower = better coverage of the oracle)."""
+        if temperature == 1.0:
+            return sequence_nll(generator, self.test, self.bos_token_id)
+        return sequence_nll(_Tempered(generator, temperature), self.test, self.bos_token_id)
+
+
+class _Tempered(torch.nn.Module):
+    """A view of a causal LM whose logits are divided by a temperature."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float):
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+        self.config = model.config
+
+    def forward(self, input_ids: torch.LongTensor, **kwargs):
+        output = self.model(input_ids=input_ids, **kwargs)
+        output.logits = output.logits / self.temperature
+        return output
