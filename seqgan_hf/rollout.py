@@ -7,14 +7,27 @@ ports that reshape without transposing).
 
 Work done here, and why it is the minimum:
 
-* the state after every prefix is computed once, in one pass over the B sequences (LSTM hidden state, or a
-  transformer's KV cache through the standard `cache` interface), and reused by all N rollouts;
-* each rollout then only samples its own T - t tokens: B * N * T(T-1)/2 sampled positions in all;
+* one teacher-forced pass over the B sequences gives the state after every prefix (LSTM hidden state, or a
+  transformer's KV cache through the standard `cache` interface) *and* the next-token logits after every
+  prefix, so each rollout's first token is sampled without any generator call;
+* every rollout then feeds only its own sampled tokens: B * N * (T-1)(T-2)/2 positions in all, in forwards
+  that mix rollouts of all N copies and of many prefixes (rows of different prefix lengths share one
+  forward: a "staircase", rows that finish early simply drop out);
 * every complete sequence is scored by the discriminator exactly once, in batches.
 
 Randomness is drawn up front as one uniform number per sampled token and turned into a token by inverse-CDF
-sampling. Because no row's draw depends on which other rows share its forward pass, the rewards are the same
-whatever `rollout_batch_size` is (it only bounds memory).
+sampling, with kernels whose per-row result does not depend on the other rows of the batch. So the rewards
+are the same whatever `rollout_batch_size` is (it only bounds memory).
+
+Three paths, picked per model:
+
+* recurrent (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): states gathered per row, one step per token;
+* cached (any causal LM returning a `DynamicCache`): every rollout row gets a copy of its sequence's full
+  cache (all T positions) through `Cache.batch_select_indices`; an attention mask hides the positions after
+  the row's prefix and explicit `position_ids` place its new tokens right after the prefix. The layout of a
+  row never depends on the other rows of its chunk, which keeps the results independent of chunking;
+* fallback (no cache, or a cache kind where hiding positions by mask is not valid, e.g. sliding windows or
+  recurrent states): every step re-encodes the contiguous context. Correct for any causal LM, O(T^3).
 """
 
 from __future__ import annotations
@@ -29,16 +42,27 @@ from .models.lstm import LSTMState
 
 ScoreFn = Callable[[torch.LongTensor], torch.Tensor]
 
+# Inverse-CDF sampling searches the vocabulary in two levels: blocks of this many tokens, then within a block.
+_CDF_BLOCK = 64
+# On CPU the sampling passes run over sub-blocks of about this many logits (a few MB: they stay in cache).
+_CPU_SAMPLE_ELEMENTS = 1 << 19
+
 
 @dataclass
 class WorkCounter:
-    """Counts the token positions the generator processes (for tests and benchmarks)."""
+    """Counts the work of reward computations (for tests and benchmarks).
+
+    `generator_positions`: token positions fed through the generator; `generator_calls`: generator forwards
+    (or recurrent steps); `scored_sequences`: sequences passed to the discriminator.
+    """
 
     generator_positions: int = 0
+    generator_calls: int = 0
     scored_sequences: int = 0
 
     def reset(self) -> None:
         self.generator_positions = 0
+        self.generator_calls = 0
         self.scored_sequences = 0
 
 
@@ -46,13 +70,38 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature
     """Inverse-CDF sampling: token = first index whose cumulative probability exceeds `uniforms`.
 
     `logits` [R, V], `uniforms` [R] in [0, 1). Equivalent in distribution to `torch.multinomial`, but each
-    row's token depends only on its own uniform number, which makes results independent of batching.
+    row's token depends only on its own logits and uniform number, which makes results independent of batching.
     """
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    cdf = probs.cumsum(dim=-1)
-    targets = (uniforms.to(cdf.dtype) * cdf[:, -1]).unsqueeze(-1)
-    tokens = torch.searchsorted(cdf, targets, right=True).squeeze(-1)
-    return tokens.clamp_(max=logits.shape[-1] - 1)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    # softmax works row by row (max, exp-sum, scale fused per row): a row's result ignores the other rows.
+    return _inverse_cdf(torch.softmax(logits, dim=-1), uniforms)
+
+
+def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.LongTensor:
+    """Token index where the CDF of `probs` [R, V] crosses `uniforms` [R] * total mass.
+
+    A full cumulative sum over V is a sequential (unvectorised) pass; instead the vocabulary is cut into blocks
+    of `_CDF_BLOCK` tokens: one vectorised pass sums each block, the CDF over block masses (V/64 entries) picks
+    the block, and a CDF over that block's 64 probabilities picks the token. The small CDFs are accumulated in
+    float64 so that they agree with each other to far below float32 resolution.
+    """
+    rows, vocab = probs.shape
+    full = vocab - vocab % _CDF_BLOCK
+    masses = probs[:, :full].unflatten(1, (-1, _CDF_BLOCK)).sum(-1)
+    if full < vocab:
+        masses = torch.cat([masses, probs[:, full:].sum(-1, keepdim=True)], dim=1)
+    masses = masses.double()
+    cdf = masses.cumsum(-1)
+    target = (uniforms.double() * cdf[:, -1]).unsqueeze(1)
+    block = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
+    residual = target - (cdf.gather(1, block) - masses.gather(1, block))
+    columns = block * _CDF_BLOCK + torch.arange(_CDF_BLOCK, device=probs.device)
+    inside = probs.gather(1, columns.clamp(max=vocab - 1)).double()
+    inside = inside.masked_fill_(columns >= vocab, 0.0).cumsum(-1)
+    offset = torch.searchsorted(inside, residual, right=True).clamp_(max=_CDF_BLOCK - 1)
+    return (block * _CDF_BLOCK + offset).squeeze(1).clamp_(max=vocab - 1)
 
 
 def _is_recurrent(model: torch.nn.Module) -> bool:
@@ -62,6 +111,18 @@ def _is_recurrent(model: torch.nn.Module) -> bool:
 def _with_bos(sequences: torch.LongTensor, bos_token_id: int) -> torch.LongTensor:
     bos = sequences.new_full((sequences.shape[0], 1), bos_token_id)
     return torch.cat([bos, sequences], dim=1)
+
+
+def _maskable_cache(cache) -> bool:
+    """True for a cache whose positions can be hidden by the attention mask: plain (non-sliding) KV layers."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return (
+        isinstance(cache, DynamicCache)
+        and bool(layers)
+        and all(type(layer) is DynamicLayer and not getattr(layer, "is_sliding", False) for layer in layers)
+    )
 
 
 class RolloutEngine:
@@ -74,6 +135,8 @@ class RolloutEngine:
         temperature: sampling temperature of the policy.
         rollout_batch_size: most rows per generator forward during rollouts (bounds memory only).
         score_batch_size: most sequences per discriminator forward.
+        sample_block_rows: rows per sampling pass over the vocabulary; None picks a cache-sized block on CPU
+            and the whole batch on accelerators; 0 never splits. Never changes results.
     """
 
     def __init__(
@@ -84,6 +147,7 @@ class RolloutEngine:
         temperature: float = 1.0,
         rollout_batch_size: int = 4096,
         score_batch_size: int = 4096,
+        sample_block_rows: int | None = None,
     ):
         self.bos_token_id = bos_token_id
         self.sequence_length = sequence_length
@@ -91,9 +155,23 @@ class RolloutEngine:
         self.temperature = temperature
         self.rollout_batch_size = rollout_batch_size
         self.score_batch_size = score_batch_size
+        self.sample_block_rows = sample_block_rows
         self.counter = WorkCounter()
 
     # ---- sampling ------------------------------------------------------------------------------------
+
+    def _sample(self, logits: torch.Tensor, uniforms: torch.Tensor) -> torch.LongTensor:
+        """`sample_from_logits` over row blocks: on CPU the softmax/CDF passes then stay in cache."""
+        rows, vocab = logits.shape
+        block = self.sample_block_rows
+        if block is None:
+            block = max(8, _CPU_SAMPLE_ELEMENTS // vocab) if logits.device.type == "cpu" else rows
+        if block <= 0 or rows <= block:
+            return sample_from_logits(logits, uniforms, self.temperature)
+        return torch.cat([
+            sample_from_logits(logits[start : start + block], uniforms[start : start + block], self.temperature)
+            for start in range(0, rows, block)
+        ])
 
     @torch.no_grad()
     def sample(
@@ -109,19 +187,19 @@ class RolloutEngine:
         if _is_recurrent(model):
             state = None
             for position in range(length):
-                self.counter.generator_positions += batch_size
+                self._count(batch_size)
                 logits, state = model.step(current, state)
-                current = sample_from_logits(logits, uniforms[:, position], self.temperature)
+                current = self._sample(logits, uniforms[:, position])
                 tokens[:, position] = current
             return tokens
         cache = None
         for position in range(length):
             context = _with_bos(tokens[:, :position], self.bos_token_id)
             logits, cache = self._forward_last(model, context, cache)
-            tokens[:, position] = sample_from_logits(logits, uniforms[:, position], self.temperature)
+            tokens[:, position] = self._sample(logits, uniforms[:, position])
         return tokens
 
-    # ---- rewards ---------------------------------------------------------------------------------------
+    # ---- rollouts --------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def rollouts(
@@ -137,6 +215,7 @@ class RolloutEngine:
             raise ValueError(f"sequences have length {length}; the engine was built for {self.sequence_length}.")
         device = sequences.device
         # One uniform per (sequence, rollout, prefix, sampled token): the whole random stream, drawn up front.
+        # uniforms[b, n, t-1, k] draws the k-th token sampled after prefix y_1..y_t, i.e. y_{t+1+k}.
         uniforms = torch.rand(
             batch_size, self.rollout_num, length - 1, length - 1,
             generator=generator, device=_rng_device(generator, device),
@@ -147,87 +226,133 @@ class RolloutEngine:
         if _is_recurrent(model):
             self._recurrent_rollouts(model, sequences, uniforms, completed)
         else:
-            self._cached_rollouts(model, sequences, uniforms, completed)
+            self._transformer_rollouts(model, sequences, uniforms, completed)
         return completed
 
-    def _recurrent_rollouts(self, model, sequences, uniforms, completed) -> None:
-        """Recurrent models: all prefixes of all sequences advance together, in a "staircase".
+    def _rows(self, batch_size: int, length: int, device: torch.device):
+        """All rollout rows as (prefix length t, sequence b, rollout n), t ascending (row-major over [T-1, B, N]).
 
-        Rows are ordered so that prefixes needing the most tokens come first; at sampling step s only the
-        rows that still need tokens are fed, so no position is computed twice or wasted.
+        Sorting by t puts the rows needing the most tokens first, so within any chunk the rows still sampling
+        at a given step are always a leading slice: the "staircase" that never computes a finished row.
         """
-        batch_size, length = sequences.shape
         rollout_num = self.rollout_num
+        prefix_len = torch.arange(1, length, device=device).repeat_interleave(batch_size * rollout_num)
+        seq_index = torch.arange(batch_size, device=device).repeat_interleave(rollout_num).repeat(length - 1)
+        roll_index = torch.arange(rollout_num, device=device).repeat(batch_size * (length - 1))
+        return prefix_len, seq_index, roll_index
+
+    def _recurrent_rollouts(self, model, sequences, uniforms, completed) -> None:
+        """Recurrent models: per chunk, every row starts from its prefix's state; one step per sampled token."""
+        batch_size, length = sequences.shape
         # State and next-token logits after every prefix, from one pass over [BOS, y_1 .. y_{T-1}].
-        self.counter.generator_positions += batch_size * length
+        self._count(batch_size * length)
         logits_all, h_all, c_all = model.prefix_states(_with_bos(sequences[:, :-1], self.bos_token_id))
-        # Row r <-> (prefix length t, sequence b, rollout n), t ascending: row-major over [T-1, B, N].
-        prefix_len = torch.arange(1, length, device=sequences.device).repeat_interleave(batch_size * rollout_num)
-        seq_index = torch.arange(batch_size, device=sequences.device).repeat_interleave(rollout_num).repeat(length - 1)
-        roll_index = torch.arange(rollout_num, device=sequences.device).repeat(batch_size * (length - 1))
+        prefix_len, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
         total_rows = prefix_len.numel()
         for start in range(0, total_rows, self.rollout_batch_size):
             rows = slice(start, min(start + self.rollout_batch_size, total_rows))
             t, b, n = prefix_len[rows], seq_index[rows], roll_index[rows]
-            remaining = length - t  # tokens each row must sample; non-increasing along the chunk
+            remaining = (length - t).tolist()  # tokens each row must sample; non-increasing along the chunk
             logits = logits_all[b, t]
             state = LSTMState(h_all[b, t], c_all[b, t])
             row_uniforms = uniforms[b, n, t - 1]
-            active = t.numel()
-            for step in range(int(remaining[0])):
-                # Rows are sorted by `remaining`, so the ones still sampling are a prefix of the chunk.
-                active = int((remaining[:active] > step).sum())
-                tokens = sample_from_logits(logits[:active], row_uniforms[:active, step], self.temperature)
+            active = len(remaining)
+            for step in range(remaining[0]):
+                # Rows are sorted by `remaining`, so the ones still sampling are a leading slice of the chunk.
+                active = _count_above(remaining, active, step)
+                tokens = self._sample(logits[:active], row_uniforms[:active, step])
                 completed[b[:active], n[:active], t[:active] - 1, t[:active] + step] = tokens
-                still = int((remaining[:active] > step + 1).sum())
+                still = _count_above(remaining, active, step + 1)
                 if still == 0:
                     break
-                state = _slice_state(state, still)
-                self.counter.generator_positions += still
+                state = LSTMState(state.h[:still], state.c[:still])
+                self._count(still)
                 logits, state = model.step(tokens[:still], state)
 
-    def _cached_rollouts(self, model, sequences, uniforms, completed) -> None:
-        """Any causal LM: reuse the KV cache of the full sequence, cropped to each prefix.
-
-        Models that return no cache fall back to re-encoding the context at every step (correct, slower).
-        """
+    def _transformer_rollouts(self, model, sequences, uniforms, completed) -> None:
+        """Any causal LM: one pass over the sequences, then all rollout rows batched across N and prefixes."""
         batch_size, length = sequences.shape
-        rollout_num = self.rollout_num
-        context = _with_bos(sequences[:, :-1], self.bos_token_id)
-        self.counter.generator_positions += context.numel()
+        context = _with_bos(sequences[:, :-1], self.bos_token_id)  # [B, T]: position p holds y_p (p=0: BOS)
+        self._count(context.numel())
         output = model(input_ids=context, use_cache=True)
         logits_all, full_cache = output.logits, getattr(output, "cache", None)
-        seq_index = torch.arange(batch_size, device=sequences.device).repeat_interleave(rollout_num)
-        roll_index = torch.arange(rollout_num, device=sequences.device).repeat(batch_size)
-        for prefix in range(1, length):
-            for start in range(0, seq_index.numel(), self.rollout_batch_size):
-                b = seq_index[start : start + self.rollout_batch_size]
-                n = roll_index[start : start + self.rollout_batch_size]
-                cache = None
-                if full_cache is not None:
-                    # Keep BOS + y_1..y_prefix, one copy of the cache per row (rows repeat their sequence).
-                    cache = copy.deepcopy(full_cache)
-                    cache.crop(-(length - prefix - 1))  # negative = tokens to drop
-                    cache.batch_select_indices(b)
-                logits = logits_all[b, prefix]
-                row_uniforms = uniforms[b, n, prefix - 1]
-                rows = completed[b, n, prefix - 1]  # [R, T] copy, written back below
-                for step in range(length - prefix):
-                    tokens = sample_from_logits(logits, row_uniforms[:, step], self.temperature)
-                    rows[:, prefix + step] = tokens
-                    if prefix + step + 1 == length:
-                        break
-                    logits, cache = self._forward_last(
-                        model, _with_bos(rows[:, : prefix + step + 1], self.bos_token_id), cache
-                    )
-                completed[b, n, prefix - 1] = rows
+        use_cache = full_cache is not None and _maskable_cache(full_cache)
+        prefix_len, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
+        total_rows = prefix_len.numel()
+        for start in range(0, total_rows, self.rollout_batch_size):
+            rows = slice(start, min(start + self.rollout_batch_size, total_rows))
+            t, b, n = prefix_len[rows], seq_index[rows], roll_index[rows]
+            # First sampled token of every row: straight from the full pass's logits after the prefix.
+            tokens = self._sample(logits_all[b, t], uniforms[b, n, t - 1, 0])
+            completed[b, n, t - 1, t] = tokens
+            if use_cache:
+                self._cached_chunk(model, full_cache, context, tokens, t, b, n, uniforms, completed)
+            else:
+                self._uncached_chunk(model, context, tokens, t, b, n, uniforms, completed)
+
+    def _cached_chunk(self, model, full_cache, context, tokens, t, b, n, uniforms, completed) -> None:
+        """Rows (t, b, n) of one chunk, t ascending, each with its first token sampled already.
+
+        Row layout, identical for every row whatever the chunk: cache columns 0..T-1 are sequence b's full
+        pass (positions > t hidden by the attention mask), column T + k holds the row's k-th fed token, at
+        position t + 1 + k. Rows that have sampled all their tokens leave the batch (a leading slice remains).
+        """
+        length = context.shape[1]
+        remaining = (length - 1 - t).tolist()  # forwards each row still needs (non-increasing)
+        active = _count_above(remaining, len(remaining), 0)
+        if active == 0:
+            return
+        cache = copy.deepcopy(full_cache)  # [B, heads, T, d] per layer: small, one copy per chunk
+        cache.batch_select_indices(b[:active])
+        columns = torch.arange(length, device=context.device)
+        mask = (columns[None, :] <= t[:active, None]).long()
+        for step in range(remaining[0]):
+            active_now = _count_above(remaining, active, step)
+            if active_now < active:
+                cache.batch_select_indices(torch.arange(active_now, device=context.device))
+                mask = mask[:active_now]
+                active = active_now
+            rows = slice(0, active)
+            mask = torch.cat([mask, mask.new_ones(active, 1)], dim=1)
+            positions = (t[rows] + 1 + step).unsqueeze(1)
+            self._count(active)
+            output = model(
+                input_ids=tokens[rows].unsqueeze(1), attention_mask=mask, position_ids=positions,
+                cache=cache, use_cache=True,
+            )
+            cache = output.cache
+            tokens = self._sample(output.logits[:, -1], uniforms[b[rows], n[rows], t[rows] - 1, step + 1])
+            completed[b[rows], n[rows], t[rows] - 1, t[rows] + 1 + step] = tokens
+
+    def _uncached_chunk(self, model, context, tokens, t, b, n, uniforms, completed) -> None:
+        """Fallback: every step re-encodes each row's contiguous context [BOS, y_1..y_t, sampled...].
+
+        Rows are grouped by prefix length, so each forward is a plain rectangle with no mask or positions.
+        """
+        length = context.shape[1]
+        for prefix in t.unique().tolist():
+            group = (t == prefix).nonzero().squeeze(1)
+            gb, gn = b[group], n[group]
+            rows = completed[gb, gn, prefix - 1]  # [R, T] copy, written back below
+            rows[:, prefix] = tokens[group]
+            for step in range(length - 1 - prefix):
+                self._count(rows.shape[0] * (prefix + 2 + step))
+                logits = model(input_ids=_with_bos(rows[:, : prefix + 1 + step], self.bos_token_id)).logits
+                rows[:, prefix + 1 + step] = self._sample(logits[:, -1], uniforms[gb, gn, prefix - 1, step + 1])
+            completed[gb, gn, prefix - 1] = rows
 
     def _forward_last(self, model, context: torch.LongTensor, cache):
         """Next-token logits after `context` ([R, L] with BOS); with a cache only the last token is fed."""
         inputs = context[:, -1:] if cache is not None else context
-        self.counter.generator_positions += inputs.numel()
+        self._count(inputs.numel())
         output = model(input_ids=inputs, cache=cache, use_cache=True)
         return output.logits[:, -1], getattr(output, "cache", None)
+
+    def _count(self, positions: int) -> None:
+        self.counter.generator_positions += positions
+        self.counter.generator_calls += 1
+
+    # ---- rewards ---------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def rewards(
@@ -261,5 +386,8 @@ def _rng_device(generator: torch.Generator | None, device: torch.device) -> torc
     return generator.device if generator is not None else device
 
 
-def _slice_state(state: LSTMState, rows: int) -> LSTMState:
-    return LSTMState(state.h[:rows], state.c[:rows])
+def _count_above(remaining: list[int], active: int, step: int) -> int:
+    """Rows among the first `active` whose `remaining` exceeds `step` (`remaining` is non-increasing)."""
+    while active and remaining[active - 1] <= step:
+        active -= 1
+    return active
