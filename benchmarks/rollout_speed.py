@@ -1,0 +1,500 @@
+"""Rollout speed: the engine vs a naive port of the public SeqGAN code vs the arithmetic limit.
+
+Usage:
+    HF_HUB_OFFLINE=1 python benchmarks/rollout_speed.py            # full run (~10 min on 2 CPU cores)
+    HF_HUB_OFFLINE=1 python benchmarks/rollout_speed.py --quick    # smoke run (small sizes, ~1 min)
+
+For each case (the paper's LSTM + CNN at T=20; a small GPT-2 generator + small GPT-2 classifier at
+T=20/40/80; B=64, N=16) it measures, alternating the three in every repeat and reporting medians:
+
+* naive_s: what the public code does: for each rollout, for each prefix, re-run the prefix from the first
+  token, sample the rest with the model's own state/cache (batch B, `torch.multinomial`), score that batch of
+  completions; and score the complete sequences once per rollout. The loop over rollouts is the outer loop
+  and every iteration does the same work, so one iteration is timed and multiplied by N (`naive_rollouts`);
+* engine_s: `RolloutEngine.__call__` (rollouts + scoring), split into engine_rollout_s and engine_score_s;
+* limit_s: the work no implementation can skip, done the most efficient way PyTorch offers: one
+  teacher-forced generator forward over all B*N*(T-1) rollout sequences plus one discriminator forward over
+  them, each at the best batch size of a small sweep.
+
+Then: scaling exponents in T and N (least squares of log time), Trainer overhead (MLE and discriminator
+training throughput of `SeqGANTrainer` vs a plain PyTorch loop, same model, data and batch size), peak memory
+(peak RSS of a fresh process running one reward computation; `torch.cuda.max_memory_allocated` on GPU), and
+where the time of one adversarial iteration of the paper's protocol goes. Writes docs/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
+from seqgan_hf.models.cnn import CNNDiscriminatorConfig, CNNForSequenceClassification  # noqa: E402
+from seqgan_hf.models.lstm import LSTMConfig, LSTMForCausalLM  # noqa: E402
+from seqgan_hf.rollout import RolloutEngine  # noqa: E402
+
+BOS = 0
+GPT2_VOCAB = 1000
+
+
+# ---- models ------------------------------------------------------------------------------------------
+
+
+def build_models(kind: str, length: int, device: str, quick: bool):
+    """Generator, discriminator and a score function P(real) for one benchmark case."""
+    torch.manual_seed(0)
+    if kind == "lstm":
+        generator = LSTMForCausalLM(LSTMConfig(sequence_length=length))  # the paper's: V=5000, E=H=32
+        config = CNNDiscriminatorConfig(vocab_size=5000)  # the paper's CNN: 12 widths, 1720 filters, highway
+        if quick:
+            config = CNNDiscriminatorConfig(vocab_size=5000, filter_sizes=[2, 3, 5], num_filters=[32, 32, 32])
+        discriminator = CNNForSequenceClassification(config)
+        pad = config.pad_token_id
+    else:
+        from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+
+        generator = GPT2LMHeadModel(
+            GPT2Config(vocab_size=GPT2_VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=128, bos_token_id=BOS,
+                       eos_token_id=BOS)
+        )
+        d_config = GPT2Config(
+            vocab_size=GPT2_VOCAB, n_embd=32, n_layer=1, n_head=2, n_positions=128, pad_token_id=GPT2_VOCAB - 1,
+            num_labels=2, bos_token_id=BOS, eos_token_id=BOS,
+        )
+        discriminator = GPT2ForSequenceClassification(d_config)
+        pad = d_config.pad_token_id
+    generator.to(device).eval()
+    discriminator.to(device).eval()
+    adapter = DiscriminatorAdapter(num_labels=2, eos_token_id=None, pad_token_id=None, discriminator_pad_token_id=pad)
+
+    def score(sequences: torch.LongTensor) -> torch.Tensor:
+        return adapter.score(discriminator, sequences)
+
+    return generator, discriminator, score
+
+
+# ---- the three contenders ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def naive_rewards(generator, score, sequences: torch.LongTensor, rollout_num: int, rollouts_to_run: int):
+    """The public code's loop (ported to PyTorch), over the first `rollouts_to_run` of `rollout_num` rollouts."""
+    batch, length = sequences.shape
+    bos = sequences.new_full((batch, 1), BOS)
+    rewards = torch.zeros(rollouts_to_run, length, device=sequences.device).new_zeros(rollouts_to_run, batch, length)
+    for i in range(rollouts_to_run):
+        for given in range(1, length):
+            # Re-run the prefix from the first token, then sample the rest with the model's state / cache.
+            out = generator(input_ids=torch.cat([bos, sequences[:, :given]], dim=1), use_cache=True)
+            cache, logits, rows = out.cache, out.logits[:, -1], sequences[:, :given]
+            for position in range(given, length):
+                token = torch.multinomial(torch.softmax(logits.float(), dim=-1), 1)
+                rows = torch.cat([rows, token], dim=1)
+                if position + 1 < length:
+                    out = generator(input_ids=token, cache=cache, use_cache=True)
+                    cache, logits = out.cache, out.logits[:, -1]
+            rewards[i, :, given - 1] = score(rows)  # every completion scored, per rollout and prefix
+        rewards[i, :, length - 1] = score(sequences)  # and the complete sequences once per rollout
+    return rewards.sum(0) / rollout_num
+
+
+@torch.no_grad()
+def generator_pass(generator, sequences: torch.LongTensor, g_batch: int) -> None:
+    """Teacher-forced generator forward (full logits) over `sequences` [R, T], `g_batch` rows at a time."""
+    for chunk in sequences.split(g_batch):
+        generator(input_ids=torch.cat([chunk.new_full((chunk.shape[0], 1), BOS), chunk[:, :-1]], dim=1), use_cache=False)
+
+
+@torch.no_grad()
+def discriminator_pass(score, sequences: torch.LongTensor, d_batch: int) -> None:
+    for chunk in sequences.split(d_batch):
+        score(chunk)
+
+
+def limit_pass(generator, score, rollouts: torch.LongTensor, g_batch: int, d_batch: int) -> None:
+    """The unavoidable work: teacher-forced G over all B*N*(T-1) rollout sequences, then D over them."""
+    flat = rollouts.reshape(-1, rollouts.shape[-1])
+    generator_pass(generator, flat, g_batch)
+    discriminator_pass(score, flat, d_batch)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str) -> float:
+    """Wall seconds of `fn()`."""
+    return clock(fn, device)[0]
+
+
+def clock(fn, device: str, *args):
+    """(wall seconds, result) of `fn(*args)`, synchronising the GPU around it."""
+    _sync(device)
+    start = time.perf_counter()
+    value = fn(*args)
+    _sync(device)
+    return time.perf_counter() - start, value
+
+
+def best_batch(candidates, run, device: str) -> int:
+    """Pick the fastest batch size (seconds per row) on a subsample."""
+    times = {size: timed(lambda s=size: run(s), device) for size in candidates}
+    return min(times, key=times.get)
+
+
+def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int, device: str, quick: bool,
+             naive_rollouts: int = 1, with_naive: bool = True, with_limit: bool = True) -> dict:
+    generator, _, score = build_models(kind, length, device, quick)
+    engine = RolloutEngine(BOS, length, rollout_num)
+    sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
+    rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))  # warm-up
+    vocab = generator.get_output_embeddings().weight.shape[0]
+    g_batch = d_batch = 0
+    if with_limit:
+        sub = rollouts.reshape(-1, length)[:4096]
+        max_rows = max(64, (1 << 27) // (length * vocab))  # keep one chunk's logits under 512 MB
+        g_batch = best_batch(
+            [size for size in (64, 256, 1024, 4096) if size <= max_rows] or [64],
+            lambda size: generator_pass(generator, sub, size), device,
+        )
+        d_batch = best_batch((256, 1024, 4096), lambda size: discriminator_pass(score, sub, size), device)
+    naive_t, rollout_t, score_t, limit_t = [], [], [], []
+    for repeat in range(repeats):
+        if with_naive:
+            naive_t.append(
+                timed(lambda: naive_rewards(generator, score, sequences, rollout_num, naive_rollouts), device)
+                * rollout_num / naive_rollouts
+            )
+        engine.counter.reset()
+        seconds, rollouts = clock(
+            engine.rollouts, device, generator, sequences, torch.Generator().manual_seed(10 + repeat)
+        )
+        rollout_t.append(seconds)
+        score_t.append(clock(engine.rewards, device, rollouts, sequences, score)[0])
+        if with_limit:
+            limit_t.append(clock(limit_pass, device, generator, score, rollouts, g_batch, d_batch)[0])
+    engine_t = [a + b for a, b in zip(rollout_t, score_t)]
+    case = {
+        "generator": kind, "T": length, "B": batch, "N": rollout_num, "V": vocab, "repeats": repeats,
+        "engine_s": statistics.median(engine_t),
+        "engine_rollout_s": statistics.median(rollout_t),
+        "engine_score_s": statistics.median(score_t),
+        "generator_positions": engine.counter.generator_positions,
+        "minimum_positions": batch * rollout_num * length * (length - 1) // 2 + batch * length,
+        "scored_sequences": engine.counter.scored_sequences,
+    }
+    if with_naive:
+        case.update(naive_s=statistics.median(naive_t), naive_rollouts_timed=naive_rollouts,
+                    speedup_vs_naive=statistics.median(naive_t) / case["engine_s"])
+    if with_limit:
+        case.update(limit_s=statistics.median(limit_t), limit_g_batch=g_batch, limit_d_batch=d_batch,
+                    ratio_to_limit=case["engine_s"] / statistics.median(limit_t))
+    return case
+
+
+# ---- memory ------------------------------------------------------------------------------------------
+
+
+def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: str, quick: bool) -> dict:
+    """Run in a fresh process: one reward computation; report its peak memory.
+
+    On CPU a thread samples the resident set size every millisecond during the call (`ru_maxrss` would also
+    count the peaks of importing libraries and building the models).
+    """
+    import threading
+
+    generator, _, score = build_models(kind, length, device, quick)
+    engine = RolloutEngine(BOS, length, rollout_num)
+    sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
+    before_mb = _rss_mb()
+    peak = [before_mb]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.001):
+            peak[0] = max(peak[0], _rss_mb())
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    engine(generator, sequences, score, generator=torch.Generator().manual_seed(2))
+    done.set()
+    watcher.join()
+    peak[0] = max(peak[0], _rss_mb())
+    result = {"peak_rss_mb": peak[0], "rss_before_mb": before_mb, "rss_increase_mb": peak[0] - before_mb}
+    if device.startswith("cuda"):
+        result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_memory(kind: str, length: int, batch: int, rollout_num: int, device: str, quick: bool) -> dict:
+    command = [sys.executable, __file__, "--memory-probe", f"{kind}:{length}:{batch}:{rollout_num}", "--device", device,
+               "--threads", str(torch.get_num_threads())]
+    if quick:
+        command.append("--quick")
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+# ---- Trainer overhead --------------------------------------------------------------------------------
+
+
+def trainer_overhead(repeats: int, quick: bool) -> dict:
+    """Throughput (sequences/s) of SeqGANTrainer's MLE and discriminator phases vs plain PyTorch loops."""
+    import datasets
+    from transformers import TrainerCallback
+
+    from seqgan_hf.config import SeqGANConfig
+    from seqgan_hf.trainer import SeqGANTrainer
+
+    length, batch = 20, 64
+    mle_batches = 12 if quick else 40
+    negatives = 128 if quick else 256
+    rounds = 3
+    data = torch.randint(1, 5000, (batch * mle_batches, length), generator=torch.Generator().manual_seed(3))
+    dataset = datasets.Dataset.from_dict({"input_ids": data.tolist()})
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter())
+
+    def models():
+        generator, discriminator, _ = build_models("lstm", length, "cpu", quick)
+        return generator.train(), discriminator.train()
+
+    def trainer_run(phase: str) -> float:
+        generator, discriminator = models()
+        clock = StepClock()
+        with tempfile.TemporaryDirectory() as out:
+            args = SeqGANConfig(
+                output_dir=out, per_device_train_batch_size=batch, sequence_length=length, report_to=[],
+                mle_epochs=1 if phase == "mle" else 0,
+                discriminator_pretrain_rounds=rounds if phase == "discriminator" else 0,
+                discriminator_pretrain_epochs=1, num_negatives=negatives, adversarial_iterations=0,
+                disable_tqdm=True, logging_steps=10, bos_token_id=BOS, use_cpu=True,
+            )
+            trainer = SeqGANTrainer(model=generator, discriminator=discriminator, args=args, train_dataset=dataset,
+                                    callbacks=[clock])
+            trainer.train()
+        per_unit = batch if phase == "mle" else 2 * negatives
+        return per_unit * (len(clock.times) - 1) / (clock.times[-1] - clock.times[0])
+
+    def plain_mle() -> float:
+        generator, _ = models()
+        optimizer = torch.optim.Adam(generator.parameters(), lr=0.01)
+        times = []
+        for index in torch.randperm(len(data)).split(batch):
+            tokens = data[index]
+            input_ids = torch.cat([tokens.new_full((len(tokens), 1), BOS), tokens], dim=1)
+            labels = input_ids.clone()
+            labels[:, 0] = -100
+            loss = generator(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter())
+        return batch * (len(times) - 1) / (times[-1] - times[0])
+
+    def plain_discriminator() -> float:
+        generator, discriminator = models()
+        engine = RolloutEngine(BOS, length, 16)
+        optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+        times = []
+        for _ in range(rounds):
+            generator.eval()
+            fake = engine.sample(generator, negatives)
+            real = data[torch.randperm(len(data))[:negatives]]
+            sequences = torch.cat([real, fake])
+            labels = torch.cat([torch.ones(negatives), torch.zeros(negatives)]).long()
+            for index in torch.randperm(len(sequences)).split(batch):
+                logits = discriminator(input_ids=sequences[index], attention_mask=torch.ones_like(sequences[index])).logits
+                loss = F.cross_entropy(logits.float(), labels[index]) + discriminator.regularization_loss()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 5.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter())
+        return 2 * negatives * (len(times) - 1) / (times[-1] - times[0])
+
+    result = {}
+    for phase, plain in (("mle", plain_mle), ("discriminator", plain_discriminator)):
+        ours, theirs = [], []
+        for _ in range(repeats):
+            theirs.append(plain())
+            ours.append(trainer_run(phase))
+        result[phase] = {
+            "trainer_seq_per_s": statistics.median(ours),
+            "plain_seq_per_s": statistics.median(theirs),
+            "overhead": statistics.median(theirs) / statistics.median(ours),
+        }
+    return result
+
+
+# ---- one adversarial iteration -----------------------------------------------------------------------
+
+
+def iteration_breakdown(paper_case: dict, overhead: dict, quick: bool) -> dict:
+    """Seconds per adversarial iteration of the paper's protocol (1 g-step; 5 d-steps x 3 epochs on 10k+10k)."""
+    generator, _, _ = build_models("lstm", 20, "cpu", quick)
+    engine = RolloutEngine(BOS, 20, 16)
+    sample_s = statistics.median(timed(lambda: engine.sample(generator, 64), "cpu") for _ in range(3))
+    negatives_s = timed(lambda: engine.sample(generator, 4096), "cpu") * 10_000 / 4096
+    generator.train()
+    optimizer = torch.optim.Adam(generator.parameters(), lr=0.01)
+    sequences = engine.sample(generator, 64)
+    advantages = torch.rand(64, 20)
+
+    def policy_update():
+        inputs = torch.cat([sequences.new_full((64, 1), BOS), sequences[:, :-1]], dim=1)
+        log_probs = torch.log_softmax(generator(input_ids=inputs).logits.float(), -1)
+        loss = -(log_probs.gather(-1, sequences.unsqueeze(-1)).squeeze(-1) * advantages).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    update_s = statistics.median(timed(policy_update, "cpu") for _ in range(5))
+    d_rate = overhead["discriminator"]["plain_seq_per_s"]  # includes its own negative sampling: a slight overestimate
+    parts = {
+        "sample_batch": sample_s,
+        "rollout_sampling": paper_case["engine_rollout_s"],
+        "rollout_scoring": paper_case["engine_score_s"],
+        "policy_update": update_s,
+        "discriminator_negatives": 5 * negatives_s,
+        "discriminator_training": 5 * 3 * 20_000 / d_rate,
+    }
+    total = sum(parts.values())
+    return {"seconds": parts, "share": {k: v / total for k, v in parts.items()}, "total_s": total,
+            "note": "discriminator parts extrapolated from measured rates (sequences/s), not run in full"}
+
+
+# ---- main --------------------------------------------------------------------------------------------
+
+
+def fit_exponent(xs, ys) -> float:
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+def table(cases: list[dict]) -> str:
+    lines = ["| generator | T | B | N | naive s | engine s (rollout + score) | limit s | vs naive | vs limit | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in cases:
+        lines.append(
+            f"| {c['generator']} | {c['T']} | {c['B']} | {c['N']} | {c.get('naive_s', float('nan')):.2f} | "
+            f"{c['engine_s']:.2f} ({c['engine_rollout_s']:.2f} + {c['engine_score_s']:.2f}) | "
+            f"{c.get('limit_s', float('nan')):.2f} | {c.get('speedup_vs_naive', float('nan')):.1f}x | "
+            f"{c.get('ratio_to_limit', float('nan')):.2f}x | {c.get('peak_mem_mb', float('nan')):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def run_all(device: str, quick: bool) -> dict:
+    batch, rollout_num = (8, 2) if quick else (64, 16)
+    repeats = 1 if quick else 3
+    gpt2_lengths = (8, 12) if quick else (20, 40, 80)
+    cases = []
+    plan = [("lstm", 20)] + [("gpt2", length) for length in gpt2_lengths]
+    for kind, length in plan:
+        start = time.perf_counter()
+        case = run_case(kind, length, batch, rollout_num, repeats, device, quick)
+        memory = peak_memory(kind, length, batch, rollout_num, device, quick)
+        case["peak_mem_mb"] = memory.get("cuda_max_allocated_mb", memory["peak_rss_mb"])
+        case["memory"] = memory
+        cases.append(case)
+        print(f"[{time.perf_counter() - start:.0f}s] {json.dumps(case)}", flush=True)
+    gpt2 = [c for c in cases if c["generator"] == "gpt2"]
+    scaling = {"gpt2_T": {"T": [c["T"] for c in gpt2], "engine_s": [c["engine_s"] for c in gpt2],
+                          "exponent_engine": fit_exponent([c["T"] for c in gpt2], [c["engine_s"] for c in gpt2]),
+                          "exponent_naive": fit_exponent([c["T"] for c in gpt2], [c["naive_s"] for c in gpt2])}}
+    n_length = gpt2_lengths[len(gpt2_lengths) // 2]
+    n_values = (2, 4) if quick else (4, 8, 16)
+    n_times = [
+        run_case("gpt2", n_length, batch, n, max(1, repeats - 1), device, quick, with_naive=False,
+                 with_limit=False)["engine_s"]
+        for n in n_values
+    ]
+    scaling["gpt2_N"] = {"T": n_length, "N": list(n_values), "engine_s": n_times,
+                         "exponent_engine": fit_exponent(n_values, n_times)}
+    print(json.dumps(scaling), flush=True)
+    return {"cases": cases, "scaling": scaling}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (smoke test)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice); 1 avoids OpenMP barrier stalls on "
+                        "a CPU shared with other jobs")
+    parser.add_argument("--output", default=str(REPO / "docs" / "results" / "speed.json"))
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        kind, length, batch, rollout_num = args.memory_probe.split(":")
+        print(json.dumps(memory_probe(kind, int(length), int(batch), int(rollout_num), args.device, args.quick)))
+        return
+    started = time.perf_counter()
+    result = {
+        "load_average_at_start": os.getloadavg(),
+        "device": args.device,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        },
+        "quick": args.quick,
+        "command": "HF_HUB_OFFLINE=1 python benchmarks/rollout_speed.py" + (" --quick" if args.quick else "")
+        + ("" if args.device == "cpu" else f" --device {args.device}")
+        + (f" --threads {args.threads}" if args.threads else ""),
+    }
+    result.update(run_all(args.device, args.quick))
+    overhead = trainer_overhead(1 if args.quick else 2, args.quick)
+    result["trainer_overhead"] = {phase: value["overhead"] for phase, value in overhead.items()}
+    result["trainer_throughput"] = overhead
+    paper = next(c for c in result["cases"] if c["generator"] == "lstm")
+    result["adversarial_iteration"] = iteration_breakdown(paper, overhead, args.quick)
+    if args.device == "cpu" and torch.cuda.is_available() and not args.quick:
+        result["gpu_run"] = run_all("cuda", args.quick)
+    result["wall_s"] = time.perf_counter() - started
+    result["load_average_at_end"] = os.getloadavg()
+    print(table(result["cases"]))
+    print(json.dumps({k: result[k] for k in ("scaling", "trainer_overhead", "adversarial_iteration")}, indent=1))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {output} in {result['wall_s']:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
