@@ -1,11 +1,14 @@
 """seqgan_hf: SeqGAN (Yu et al., AAAI 2017) for Hugging Face transformers."""
 
+from .config import SeqGANConfig
 from .models import (
     CNNDiscriminatorConfig,
     CNNForSequenceClassification,
     LSTMConfig,
     LSTMForCausalLM,
 )
+from .oracle import OracleEvaluator, OracleTask
+from .trainer import SeqGANTrainer
 
 __version__ = "0.1.0"
 
@@ -14,5 +17,9 @@ __all__ = [
     "CNNForSequenceClassification",
     "LSTMConfig",
     "LSTMForCausalLM",
+    "OracleEvaluator",
+    "OracleTask",
+    "SeqGANConfig",
+    "SeqGANTrainer",
     "__version__",
 ]

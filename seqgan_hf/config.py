@@ -43,7 +43,6 @@ class SeqGANConfig(TrainingArguments):
     max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient-norm clip for generator and discriminator."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N training units (see SeqGANTrainer)."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no' or 'steps'."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Logging integrations."})
 
     # ---- sequences ---------------------------------------------------------------------------------
     sequence_length: int = field(

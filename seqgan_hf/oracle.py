@@ -16,6 +16,11 @@ import torch
 from .models.lstm import LSTMConfig, LSTMForCausalLM
 from .rollout import RolloutEngine
 
+# Oracle parameters come from their own RNG stream. Seeding with the bare `seed` would make an oracle built with
+# seed 0 and a generator initialised after `set_seed(0)` draw the *same* normals (the generator a 0.1-scaled copy
+# of the oracle), silently leaking the answer into the initialisation.
+ORACLE_SEED_OFFSET = 7_919_000_000
+
 
 def build_oracle(
     seed: int = 0,
@@ -25,7 +30,9 @@ def build_oracle(
     sequence_length: int = 20,
     init_std: float = 1.0,
 ) -> LSTMForCausalLM:
-    """An oracle LSTM whose every parameter is drawn from N(0, init_std^2) with `seed` (global RNG untouched)."""
+    """An oracle LSTM whose every parameter is drawn from N(0, init_std^2), reproducibly from `seed`.
+
+    The global RNG is left untouched, and the oracle's stream never coincides with `set_seed(seed)`'s."""
     config = LSTMConfig(
         vocab_size=vocab_size,
         embedding_dim=embedding_dim,
@@ -34,7 +41,7 @@ def build_oracle(
         init_std=init_std,
     )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(ORACLE_SEED_OFFSET + seed)
         oracle = LSTMForCausalLM(config)
     return oracle.eval().requires_grad_(False)
 
@@ -164,3 +171,20 @@ class _Tempered(torch.nn.Module):
         output = self.model(input_ids=input_ids, **kwargs)
         output.logits = output.logits / self.temperature
         return output
+
+
+class OracleEvaluator:
+    """`SeqGANTrainer(evaluator=...)` for the oracle task: NLL_oracle of fresh samples and NLL_test.
+
+    Samples are drawn with a fixed seed so evaluations at different times are comparable."""
+
+    def __init__(self, task: OracleTask, num_samples: int = 10_000, seed: int = 1234):
+        self.task = task
+        self.num_samples = num_samples
+        self.seed = seed
+
+    def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
+        return {
+            "nll_oracle": self.task.nll_oracle(generator, self.num_samples, seed=self.seed),
+            "nll_test": self.task.nll_test(generator),
+        }

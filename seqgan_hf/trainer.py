@@ -68,6 +68,10 @@ class SeqGANTrainer(Trainer):
         processing_class: the generator's tokenizer (needed for text data and for saving it with the model).
         discriminator_processing_class: the discriminator's tokenizer when it differs from the generator's;
             sequences are then decoded and re-tokenized before D sees them.
+        evaluator: optional callable `evaluator(generator) -> dict[str, float]` computing metrics from fresh
+            samples (e.g. [`~seqgan_hf.oracle.OracleEvaluator`]: NLL_oracle and NLL_test). `evaluate()` reports
+            its metrics (prefixed `eval_`), after the Trainer's own evaluation loop when `eval_dataset` is set;
+            it also runs at the end of MLE pretraining and of training.
         callbacks, optimizers: as in `transformers.Trainer` (`optimizers` applies to the adversarial phase).
     """
 
@@ -85,6 +89,7 @@ class SeqGANTrainer(Trainer):
         callbacks=None,
         optimizers=(None, None),
         compute_metrics=None,
+        evaluator=None,
     ):
         args = args if args is not None else SeqGANConfig()
         if not isinstance(args, SeqGANConfig):
@@ -192,9 +197,11 @@ class SeqGANTrainer(Trainer):
             rollout_batch_size=args.rollout_batch_size,
             score_batch_size=args.rollout_batch_size,
         )
+        self.evaluator = evaluator
         self.rollout_model: nn.Module | None = None
         self.reward_baseline: torch.Tensor | None = None
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self.phase_metrics: dict[str, dict[str, float]] = {}  # evaluation at the end of each phase
         self._configure_generation_defaults()
 
     # ---- setup -----------------------------------------------------------------------------------------
@@ -289,12 +296,15 @@ class SeqGANTrainer(Trainer):
 
         if mle_steps:
             self._run_mle(mle_loader)
+            self._evaluate_at_phase_end()
         if args.discriminator_pretrain_rounds and not self.control.should_training_stop:
             self._run_discriminator_pretraining()
         if args.adversarial_iterations and not self.control.should_training_stop:
             self._run_adversarial()
 
         self._log_accumulated()
+        if args.discriminator_pretrain_rounds or args.adversarial_iterations:
+            self._evaluate_at_phase_end()
         metrics = speed_metrics("train", start_time, num_steps=self.state.global_step)
         self.log(metrics)
         self.control = self.callback_handler.on_train_end(args, self.state, self.control)
@@ -456,6 +466,28 @@ class SeqGANTrainer(Trainer):
                     self._record("discriminator/accuracy_real", (predictions[real] == 1).float().mean())
                 if (~real).any():
                     self._record("discriminator/accuracy_fake", (predictions[~real] == 0).float().mean())
+
+    # ---- evaluation -------------------------------------------------------------------------------------
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The Trainer's evaluation loop on `eval_dataset` (if any: `eval_loss` is the generator's per-token NLL
+        of held-out data), plus the `evaluator`'s metrics on fresh generator samples."""
+        metrics: dict[str, float] = {}
+        if eval_dataset is not None or self.eval_dataset is not None:
+            metrics.update(super().evaluate(eval_dataset, ignore_keys, metric_key_prefix))
+        if self.evaluator is not None:
+            was_training = self.model.training
+            sample_metrics = {f"{metric_key_prefix}_{name}": value for name, value in self.evaluator(self.model).items()}
+            self.model.train(was_training)
+            sample_metrics[f"{metric_key_prefix}_phase"] = PHASES[self._phase]
+            self.log(sample_metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, sample_metrics)
+            metrics.update(sample_metrics)
+        return metrics
+
+    def _evaluate_at_phase_end(self) -> None:
+        if self.evaluator is not None or self.eval_dataset is not None:
+            self.phase_metrics[self._phase] = self.evaluate()
 
     # ---- logging, saving ---------------------------------------------------------------------------------
 

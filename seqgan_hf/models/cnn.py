@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 PAPER_FILTER_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
@@ -44,7 +45,7 @@ class CNNDiscriminatorConfig(PretrainedConfig):
         l2_reg_lambda: float = 0.2,
         init_std: float = 0.1,
         pad_token_id: int | None = 0,
-        num_labels: int = 2,
+        num_labels: int | None = None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -61,7 +62,11 @@ class CNNDiscriminatorConfig(PretrainedConfig):
         self.dropout = dropout
         self.l2_reg_lambda = l2_reg_lambda
         self.init_std = init_std
-        super().__init__(pad_token_id=pad_token_id, num_labels=num_labels, **kwargs)
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        elif "id2label" not in kwargs:
+            kwargs["num_labels"] = 2  # the paper's softmax over (fake, real)
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
 class Highway(nn.Module):
@@ -86,12 +91,12 @@ class CNNPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.init_std
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
+            init.normal_(module.weight, mean=0.0, std=std)
             if getattr(module, "bias", None) is not None:
-                nn.init.constant_(module.bias, 0.1 if isinstance(module, nn.Conv1d) else 0.0)
+                init.constant_(module.bias, 0.1 if isinstance(module, nn.Conv1d) else 0.0)
         if isinstance(module, Highway):
             # A negative gate bias starts the highway close to the identity (carry), as in the paper's code.
-            nn.init.constant_(module.gate.bias, -2.0)
+            init.constant_(module.gate.bias, -2.0)
 
 
 class CNNForSequenceClassification(CNNPreTrainedModel):

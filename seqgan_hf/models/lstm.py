@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 
@@ -86,10 +87,10 @@ class LSTMPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.init_std
         for param in module.parameters(recurse=False):
-            nn.init.normal_(param, mean=0.0, std=std)
+            init.normal_(param, mean=0.0, std=std)
         if isinstance(module, nn.LSTM):
             # The paper has one bias per gate; nn.LSTM has two, so one is kept at zero.
-            nn.init.zeros_(module.bias_hh_l0)
+            init.zeros_(module.bias_hh_l0)
 
 
 class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
