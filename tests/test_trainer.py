@@ -1,0 +1,239 @@
+"""SeqGANTrainer end to end: every model pair trains, saves, reloads in a fresh process and generates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import datasets
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+
+from seqgan_hf import SeqGANTrainer
+from tests.conftest import quick_config, tiny_cnn, tiny_lstm, train_tokenizer
+
+
+def oracle_like_dataset(vocab_size: int = 40, length: int = 6, count: int = 32) -> datasets.Dataset:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, vocab_size, (count, length), generator=generator)
+    return datasets.Dataset.from_dict({"input_ids": ids.tolist()})
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[name], param.detach()) for name, param in model.named_parameters())
+
+
+def tiny_gpt2(tokenizer):
+    config = GPT2Config(
+        n_layer=1, n_head=2, n_embd=16, n_positions=64, vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config)
+
+
+def tiny_llama(tokenizer):
+    config = LlamaConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+        vocab_size=len(tokenizer), max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def tiny_bert_classifier(tokenizer, num_labels):
+    config = BertConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=len(tokenizer),
+        max_position_embeddings=128, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(1)
+    return BertForSequenceClassification(config)
+
+
+def tiny_gpt2_classifier(tokenizer, num_labels):
+    config = GPT2Config(
+        n_layer=1, n_head=2, n_embd=16, n_positions=128, vocab_size=len(tokenizer), num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(1)
+    return GPT2ForSequenceClassification(config)
+
+
+def load_and_generate_in_fresh_process(output_dir, expected_class: str) -> dict:
+    """Load generator and discriminator with the Auto classes in a new interpreter and generate."""
+    script = textwrap.dedent(
+        f"""
+        import json, torch
+        import seqgan_hf  # registers the paper's models with the Auto classes
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+        generator = AutoModelForCausalLM.from_pretrained({str(output_dir)!r})
+        discriminator = AutoModelForSequenceClassification.from_pretrained({str(output_dir)!r} + "/discriminator")
+        bos = generator.generation_config.bos_token_id
+        prompt = torch.full((2, 1), bos, dtype=torch.long)
+        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
+        print(json.dumps({{"generator": type(generator).__name__, "discriminator": type(discriminator).__name__,
+                          "shape": list(out.shape), "do_sample": generator.generation_config.do_sample}}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["generator"] == expected_class
+    return info
+
+
+@pytest.mark.slow
+def test_paper_models_train_save_and_reload(tmp_path):
+    generator, discriminator = tiny_lstm(), tiny_cnn()
+    g_before, d_before = snapshot(generator), snapshot(discriminator)
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=discriminator, args=quick_config(tmp_path, logging_steps=1),
+        train_dataset=oracle_like_dataset(),
+    )
+    result = trainer.train()
+    assert result.global_step == trainer.state.max_steps == 4 + 1 + 2  # 4 MLE batches, 1 D round, 2 iterations
+    assert changed(g_before, trainer.model) and changed(d_before, trainer.discriminator)
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    for key in ("mle/loss", "adversarial/g_loss", "adversarial/reward_mean", "discriminator/loss",
+                "discriminator/accuracy_real", "discriminator/accuracy_fake", "phase"):
+        assert key in logged, key
+    phases = [entry["phase"] for entry in trainer.state.log_history if "phase" in entry]
+    assert phases == sorted(phases) and set(phases) == {1, 2, 3}
+
+    trainer.save_model()
+    info = load_and_generate_in_fresh_process(tmp_path / "out", "LSTMForCausalLM")
+    assert info["discriminator"] == "CNNForSequenceClassification"
+    assert info["shape"] == [2, 1 + 6] and info["do_sample"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "make_generator, make_discriminator, num_labels",
+    [(tiny_gpt2, tiny_bert_classifier, 1), (tiny_llama, tiny_gpt2_classifier, 2)],
+    ids=["gpt2+bert-sigmoid", "llama+gpt2-softmax"],
+)
+def test_transformer_pairs_train_on_text(tmp_path, text_dataset, make_generator, make_discriminator, num_labels):
+    tokenizer = train_tokenizer("wordlevel")
+    generator, discriminator = make_generator(tokenizer), make_discriminator(tokenizer, num_labels)
+    g_before, d_before = snapshot(generator), snapshot(discriminator)
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=discriminator, args=quick_config(tmp_path, sequence_length=8),
+        train_dataset=text_dataset, processing_class=tokenizer,
+    )
+    assert trainer.critic.num_labels == num_labels
+    trainer.train()
+    assert changed(g_before, trainer.model) and changed(d_before, trainer.discriminator)
+    trainer.save_model()
+    info = load_and_generate_in_fresh_process(tmp_path / "out", type(generator).__name__)
+    assert info["discriminator"] == type(discriminator).__name__
+
+
+@pytest.mark.slow
+def test_discriminator_with_its_own_tokenizer_reads_retokenized_text(tmp_path, text_dataset):
+    g_tokenizer, d_tokenizer = train_tokenizer("wordlevel"), train_tokenizer("wordpiece")
+    assert g_tokenizer.get_vocab() != d_tokenizer.get_vocab()
+    generator, discriminator = tiny_gpt2(g_tokenizer), tiny_bert_classifier(d_tokenizer, 2)
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=discriminator, args=quick_config(tmp_path, sequence_length=8),
+        train_dataset=text_dataset, processing_class=g_tokenizer, discriminator_processing_class=d_tokenizer,
+    )
+    # D sees exactly what its own tokenizer makes of the generator's decoded text (EOS and after dropped).
+    sequences = trainer.real.input_ids[:3]
+    encoded = trainer.critic.encode(sequences, torch.device("cpu"))
+    texts = []
+    for row in sequences.tolist():
+        eos = row.index(g_tokenizer.eos_token_id) if g_tokenizer.eos_token_id in row else len(row)
+        texts.append(g_tokenizer.decode(row[:eos], skip_special_tokens=True))
+    expected = d_tokenizer(texts, padding=True, return_tensors="pt")
+    assert torch.equal(encoded["input_ids"], expected["input_ids"])
+    d_before = snapshot(discriminator)
+    trainer.train()
+    assert changed(d_before, trainer.discriminator)
+    trainer.save_model()
+    assert (tmp_path / "out" / "discriminator" / "tokenizer.json").exists()
+
+
+def test_policy_gradient_raises_log_prob_of_rewarded_sequences(tmp_path):
+    generator = tiny_lstm(vocab_size=12)
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=tiny_cnn(vocab_size=12), args=quick_config(tmp_path),
+        train_dataset=oracle_like_dataset(vocab_size=12),
+    )
+    good = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    bad = torch.tensor([[7, 7, 8, 8, 9, 9]])
+    sequences = torch.cat([good, bad])
+    advantages = torch.tensor([[1.0] * 6, [0.1] * 6])
+    mask = torch.ones_like(sequences, dtype=torch.bool)
+
+    def log_prob(sequence):
+        with torch.no_grad():
+            inputs = torch.cat([torch.zeros(1, 1, dtype=torch.long), sequence[:, :-1]], dim=1)
+            return torch.log_softmax(generator(inputs).logits, -1).gather(-1, sequence[..., None]).sum().item()
+
+    before_good, before_bad = log_prob(good), log_prob(bad)
+    optimizer = torch.optim.SGD(generator.parameters(), lr=0.5)
+    loss = trainer.policy_gradient_loss(generator, sequences, advantages, mask)
+    loss.backward()
+    optimizer.step()
+    gain_good, gain_bad = log_prob(good) - before_good, log_prob(bad) - before_bad
+    assert gain_good > 0
+    assert gain_good > gain_bad  # the higher-reward sequence gains more
+
+
+def test_policy_gradient_ignores_tokens_after_eos(tmp_path):
+    generator = tiny_lstm(vocab_size=12)
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=tiny_cnn(vocab_size=12), args=quick_config(tmp_path),
+        train_dataset=oracle_like_dataset(vocab_size=12),
+    )
+    sequences = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    mask = torch.tensor([[True, True, True, False, False, False]])
+    base = torch.ones(1, 6)
+    changed_tail = base.clone()
+    changed_tail[0, 3:] = 100.0
+    loss_a = trainer.policy_gradient_loss(generator, sequences, base, mask)
+    loss_b = trainer.policy_gradient_loss(generator, sequences, changed_tail, mask)
+    torch.testing.assert_close(loss_a, loss_b)
+
+
+def test_each_phase_can_be_skipped(tmp_path):
+    generator = tiny_lstm()
+    trainer = SeqGANTrainer(
+        model=generator, discriminator=tiny_cnn(),
+        args=quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, adversarial_iterations=1),
+        train_dataset=oracle_like_dataset(),
+    )
+    trainer.train()
+    assert trainer.state.global_step == 1
+    assert not any("mle/loss" in entry for entry in trainer.state.log_history)
+
+
+def test_delayed_rollout_policy_moves_towards_the_generator(tmp_path):
+    trainer = SeqGANTrainer(
+        model=tiny_lstm(), discriminator=tiny_cnn(),
+        args=quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, adversarial_iterations=1,
+                          d_steps=0, rollout_policy="delayed", rollout_update_rate=0.8),
+        train_dataset=oracle_like_dataset(),
+    )
+    initial = snapshot(trainer.model)
+    trainer.train()
+    rollout_params = dict(trainer.rollout_model.named_parameters())
+    for name, param in trainer.model.named_parameters():
+        expected = 0.8 * initial[name] + 0.2 * param.detach()
+        torch.testing.assert_close(rollout_params[name].detach(), expected)
