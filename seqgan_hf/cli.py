@@ -111,7 +111,7 @@ def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
     return script_args, config
 
 
-def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANConfig):
+def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANConfig, tokenizer=None):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from .models import CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM
@@ -123,6 +123,10 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
                 embedding_dim=script_args.generator_embedding_dim,
                 hidden_dim=script_args.generator_hidden_dim,
                 sequence_length=config.sequence_length,
+                # With a tokenizer its special tokens rule; the oracle task starts from token 0.
+                bos_token_id=tokenizer.bos_token_id if tokenizer is not None else 0,
+                eos_token_id=tokenizer.eos_token_id if tokenizer is not None else None,
+                pad_token_id=tokenizer.pad_token_id if tokenizer is not None else None,
             )
         )
     else:
@@ -135,6 +139,7 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
                 filter_sizes=script_args.discriminator_filter_sizes,
                 num_filters=script_args.discriminator_num_filters,
                 num_labels=script_args.discriminator_num_labels,
+                pad_token_id=tokenizer.pad_token_id if tokenizer is not None else 0,
             )
         )
     else:
@@ -176,7 +181,7 @@ def train(argv: list[str]) -> dict:
     else:
         raise SystemExit(f"error: --task {script_args.task!r}: choose 'oracle' or 'text'.")
 
-    generator, discriminator = _build_models(script_args, vocab_size, config)
+    generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
     trainer = SeqGANTrainer(
         model=generator,
         discriminator=discriminator,
