@@ -175,7 +175,7 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
             lambda size: generator_pass(generator, sub, size), device,
         )
         d_batch = best_batch((256, 1024, 4096), lambda size: discriminator_pass(score, sub, size), device)
-    naive_t, rollout_t, score_t, limit_t = [], [], [], []
+    naive_t, rollout_t, score_t, limit_t, limit_g, limit_d = [], [], [], [], [], []
     for repeat in range(repeats):
         if with_naive:
             naive_t.append(
@@ -189,7 +189,10 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
         rollout_t.append(seconds)
         score_t.append(clock(engine.rewards, device, rollouts, sequences, score)[0])
         if with_limit:
-            limit_t.append(clock(limit_pass, device, generator, score, rollouts, g_batch, d_batch)[0])
+            flat = rollouts.reshape(-1, length)
+            limit_g.append(clock(generator_pass, device, generator, flat, g_batch)[0])
+            limit_d.append(clock(discriminator_pass, device, score, flat, d_batch)[0])
+            limit_t.append(limit_g[-1] + limit_d[-1])
     engine_t = [a + b for a, b in zip(rollout_t, score_t)]
     case = {
         "generator": kind, "T": length, "B": batch, "N": rollout_num, "V": vocab, "repeats": repeats,
@@ -205,6 +208,7 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
                     speedup_vs_naive=statistics.median(naive_t) / case["engine_s"])
     if with_limit:
         case.update(limit_s=statistics.median(limit_t), limit_g_batch=g_batch, limit_d_batch=d_batch,
+                    limit_generator_s=statistics.median(limit_g), limit_discriminator_s=statistics.median(limit_d),
                     ratio_to_limit=case["engine_s"] / statistics.median(limit_t))
     return case
 

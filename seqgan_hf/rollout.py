@@ -22,10 +22,11 @@ are the same whatever `rollout_batch_size` is (it only bounds memory).
 Three paths, picked per model:
 
 * recurrent (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): states gathered per row, one step per token;
-* cached (any causal LM returning a `DynamicCache`): every rollout row gets a copy of its sequence's full
-  cache (all T positions) through `Cache.batch_select_indices`; an attention mask hides the positions after
-  the row's prefix and explicit `position_ids` place its new tokens right after the prefix. The layout of a
-  row never depends on the other rows of its chunk, which keeps the results independent of chunking;
+* cached (any causal LM returning a `DynamicCache` of plain attention layers): every rollout row gets a copy
+  of its sequence's full-pass keys/values (all T positions), in a cache layer with preallocated room for its
+  own tokens (no O(T) concatenation per token); the attention mask hides the positions after the row's
+  prefix and explicit `position_ids` place its new tokens right after the prefix. The layout of a row never
+  depends on the other rows of its chunk, which keeps the results independent of chunking;
 * fallback (no cache, or a cache kind where hiding positions by mask is not valid, e.g. sliding windows or
   recurrent states): every step re-encodes the contiguous context. Correct for any causal LM, O(T^3).
 """
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .models.lstm import LSTMState
 
@@ -115,14 +117,64 @@ def _with_bos(sequences: torch.LongTensor, bos_token_id: int) -> torch.LongTenso
 
 def _maskable_cache(cache) -> bool:
     """True for a cache whose positions can be hidden by the attention mask: plain (non-sliding) KV layers."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
-
     layers = getattr(cache, "layers", None)
     return (
         isinstance(cache, DynamicCache)
         and bool(layers)
         and all(type(layer) is DynamicLayer and not getattr(layer, "is_sliding", False) for layer in layers)
     )
+
+
+class _RolloutLayer(DynamicLayer):
+    """A `DynamicLayer` holding `keys`/`values` [R, heads, L, d] with room for `capacity` positions in all.
+
+    `DynamicLayer.update` grows the cache with `torch.cat`, copying all of it for every new token: O(T) per
+    token, which made that copy most of a transformer rollout's time. This layer writes each new token into
+    preallocated room instead (O(1) per token) and hands attention a view of the filled part. It keeps the
+    layer interface (`update`, `get_seq_length`, `batch_select_indices`), so the model code is untouched.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        super().__init__()
+        rows, heads, length, _ = keys.shape
+        self._keys = keys.new_empty(rows, heads, capacity, keys.shape[-1])
+        self._values = values.new_empty(rows, heads, capacity, values.shape[-1])
+        self._keys[:, :, :length] = keys
+        self._values[:, :, :length] = values
+        self._length = length
+        self.is_initialized = True
+        self.device = keys.device
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.keys = self._keys[:, :, : self._length]
+        self.values = self._values[:, :, : self._length]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        new = key_states.shape[-2]
+        self._keys[:, :, self._length : self._length + new] = key_states
+        self._values[:, :, self._length : self._length + new] = value_states
+        self._length += new
+        self._refresh()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        # The engine only ever keeps a leading slice of rows: then a view, no copy.
+        count = indices.numel()
+        if count and torch.equal(indices, torch.arange(count, device=indices.device)):
+            self._keys, self._values = self._keys[:count], self._values[:count]
+        else:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+        self._refresh()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("crop takes a negative number of tokens to remove.")
+        self._length = max(0, self._length + tokens_to_remove)
+        self._refresh()
 
 
 class RolloutEngine:
@@ -302,23 +354,27 @@ class RolloutEngine:
         active = _count_above(remaining, len(remaining), 0)
         if active == 0:
             return
-        cache = copy.deepcopy(full_cache)  # [B, heads, T, d] per layer: small, one copy per chunk
-        cache.batch_select_indices(b[:active])
-        columns = torch.arange(length, device=context.device)
-        mask = (columns[None, :] <= t[:active, None]).long()
+        # Each row's cache: its sequence's full-pass keys/values, with room for its own T-2 tokens at most.
+        cache = copy.deepcopy(full_cache)
+        rows_b = b[:active]
+        cache.layers = [
+            _RolloutLayer(layer.keys[rows_b], layer.values[rows_b], capacity=2 * length - 2)
+            for layer in full_cache.layers
+        ]
+        # Attention mask over all columns, built once: prefix columns up to position t, then the row's own tokens.
+        columns = torch.arange(2 * length - 2, device=context.device)
+        full_mask = ((columns[None, :] <= t[:active, None]) | (columns[None, :] >= length)).long()
         for step in range(remaining[0]):
             active_now = _count_above(remaining, active, step)
             if active_now < active:
                 cache.batch_select_indices(torch.arange(active_now, device=context.device))
-                mask = mask[:active_now]
                 active = active_now
             rows = slice(0, active)
-            mask = torch.cat([mask, mask.new_ones(active, 1)], dim=1)
             positions = (t[rows] + 1 + step).unsqueeze(1)
             self._count(active)
             output = model(
-                input_ids=tokens[rows].unsqueeze(1), attention_mask=mask, position_ids=positions,
-                cache=cache, use_cache=True,
+                input_ids=tokens[rows].unsqueeze(1), attention_mask=full_mask[rows, : length + step + 1],
+                position_ids=positions, cache=cache, use_cache=True,
             )
             cache = output.cache
             tokens = self._sample(output.logits[:, -1], uniforms[b[rows], n[rows], t[rows] - 1, step + 1])
