@@ -237,3 +237,26 @@ def test_delayed_rollout_policy_moves_towards_the_generator(tmp_path):
     for name, param in trainer.model.named_parameters():
         expected = 0.8 * initial[name] + 0.2 * param.detach()
         torch.testing.assert_close(rollout_params[name].detach(), expected)
+
+
+def test_evaluate_reports_held_out_nll_and_evaluator_metrics(tmp_path, text_dataset):
+    tokenizer = train_tokenizer("wordlevel")
+    calls = []
+
+    def evaluator(generator):
+        calls.append(generator.training)
+        return {"probe": 1.5}
+
+    trainer = SeqGANTrainer(
+        model=tiny_gpt2(tokenizer), discriminator=tiny_bert_classifier(tokenizer, 2),
+        args=quick_config(tmp_path, sequence_length=8, per_device_eval_batch_size=16),
+        train_dataset=text_dataset, eval_dataset=text_dataset.select(range(16)), processing_class=tokenizer,
+        evaluator=evaluator,
+    )
+    metrics = trainer.evaluate()
+    assert metrics["eval_probe"] == 1.5 and calls == [False]
+    assert 0 < metrics["eval_loss"] < 10  # per-token NLL of the held-out text, through the Trainer's loop
+    trainer.train()
+    # Evaluated again at the end of MLE pretraining and at the end of training.
+    assert set(trainer.phase_metrics) == {"mle", "adversarial"}
+    assert any("eval_probe" in entry for entry in trainer.state.log_history)
