@@ -43,6 +43,9 @@ class SeqGANConfig(TrainingArguments):
     max_grad_norm: float = field(default=5.0, metadata={"help": "Gradient-norm clip for generator and discriminator."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N training units (see SeqGANTrainer)."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no' or 'steps'."})
+    dataloader_pin_memory: bool = field(
+        default=False, metadata={"help": "Pin MLE batches in memory (token ids are tiny; off by default)."}
+    )
 
     # ---- sequences ---------------------------------------------------------------------------------
     sequence_length: int = field(
