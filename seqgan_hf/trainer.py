@@ -21,8 +21,11 @@ import copy
 import logging
 import math
 import os
+import shutil
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -36,8 +39,10 @@ from transformers import (
     get_scheduler,
 )
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import TrainOutput, speed_metrics
+from transformers.trainer_utils import TrainOutput, get_last_checkpoint, rotate_checkpoints, speed_metrics
 
+from . import checkpoint as ckpt
+from .checkpoint import NonFiniteError
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset, mask_after_eos
 from .discriminator import DiscriminatorAdapter, regularization_loss
@@ -46,6 +51,13 @@ from .rollout import RolloutEngine
 logger = logging.getLogger(__name__)
 
 PHASES = {"mle": 1, "discriminator_pretrain": 2, "adversarial": 3}
+# Offsets that give every process its own sampling and data streams, distinct from set_seed(seed)'s.
+_SAMPLING_SEED_OFFSET = 104_729
+_DATA_SEED_OFFSET = 1_299_709
+
+
+class HubPushError(RuntimeError):
+    """Pushing to the Hub failed; the local output directory is left as it was."""
 
 
 def _load(model_or_path, auto_class, what: str):
@@ -171,7 +183,10 @@ class SeqGANTrainer(Trainer):
             args=args,
             data_collator=MLECollator(self.bos_token_id, self.eos_token_id, self.pad_token_id),
             train_dataset=mle_dataset,
-            eval_dataset=eval_dataset,
+            # Held-out real data goes through the same encoding, so `eval_loss` is the per-token NLL of it.
+            eval_dataset=_real_to_dataset(
+                encode_dataset(eval_dataset, args.sequence_length, processing_class, self.eos_token_id, self.pad_token_id)
+            ) if eval_dataset is not None else None,
             processing_class=processing_class,
             callbacks=callbacks,
             optimizers=optimizers,
@@ -198,9 +213,19 @@ class SeqGANTrainer(Trainer):
             score_batch_size=args.rollout_batch_size,
         )
         self.evaluator = evaluator
+        # The trainer's own random streams, one pair per process: the sampling stream (sequences and rollouts)
+        # and the data stream (which real sequences a D round uses, D batch order). Ranks draw different
+        # samples; a checkpoint saves and restores both, with the global RNGs, for every process.
+        rank = self.args.process_index
+        self.sampling_generator = torch.Generator(device=self.args.device)
+        self.sampling_generator.manual_seed(args.seed * 7919 + _SAMPLING_SEED_OFFSET * (rank + 1))
+        self.data_generator = torch.Generator(device="cpu")
+        self.data_generator.manual_seed(args.seed * 7919 + _DATA_SEED_OFFSET * (rank + 1))
+        self._resume_rng: str | None = None  # checkpoint whose RNG states are restored at the resume point
         self.rollout_model: nn.Module | None = None
         self.reward_baseline: torch.Tensor | None = None
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._summed_metrics: set[str] = set()
         self.phase_metrics: dict[str, dict[str, float]] = {}  # evaluation at the end of each phase
         self._configure_generation_defaults()
 
@@ -273,12 +298,22 @@ class SeqGANTrainer(Trainer):
     # ---- training ----------------------------------------------------------------------------------------
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        """Run MLE pretraining, discriminator pretraining and adversarial training, in that order."""
+        """Run MLE pretraining, discriminator pretraining and adversarial training, in that order.
+
+        Args:
+            resume_from_checkpoint: a `checkpoint-<step>` directory, or `True` for the latest one in `output_dir`.
+                Training continues in the phase and at the step where the checkpoint was taken, with both models,
+                every optimizer and scheduler, the rollout policy copy, the reward baseline and every process's
+                RNG states restored: the result equals that of an uninterrupted run (bitwise, on deterministic
+                kernels and the same number of processes).
+        """
         args = self.args
         start_time = time.time()
         self.is_in_train = True
+        checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
         mle_loader = self.get_train_dataloader() if args.mle_epochs > 0 else None
         mle_steps = args.mle_epochs * len(mle_loader) if mle_loader is not None else 0
+        self._mle_steps = mle_steps
         self._setup_models(mle_steps)
 
         self.state = TrainerState(
@@ -292,14 +327,23 @@ class SeqGANTrainer(Trainer):
         self.state.compute_steps(args, self.state.max_steps)
         self.state.is_local_process_zero = self.is_local_process_zero()
         self.state.is_world_process_zero = self.is_world_process_zero()
+        if args.should_save:
+            ckpt.remove_stale_temporaries(args.output_dir)
+        if checkpoint is not None:
+            self._load_seqgan_checkpoint(checkpoint, mle_loader)
         self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
 
-        if mle_steps:
+        adversarial_start = mle_steps + args.discriminator_pretrain_rounds
+        if mle_steps and self.state.global_step < mle_steps:
             self._run_mle(mle_loader)
             self._evaluate_at_phase_end()
-        if args.discriminator_pretrain_rounds and not self.control.should_training_stop:
+        elif mle_steps and "mle" not in self.phase_metrics:
+            self._evaluate_at_phase_end()  # resumed from the last MLE checkpoint, taken before this evaluation
+        if (args.discriminator_pretrain_rounds and self.state.global_step < adversarial_start
+                and not self.control.should_training_stop):
             self._run_discriminator_pretraining()
-        if args.adversarial_iterations and not self.control.should_training_stop:
+        if (args.adversarial_iterations and self.state.global_step < self.state.max_steps
+                and not self.control.should_training_stop):
             self._run_adversarial()
 
         self._log_accumulated()
@@ -316,16 +360,24 @@ class SeqGANTrainer(Trainer):
         model = self.model_wrapped
         model.train()
         steps_per_epoch = len(dataloader)
-        for epoch in range(self.args.mle_epochs):
+        # On resume: whole epochs done, then batches done in the current epoch (replayed without training: the
+        # per-epoch order comes from the seedable sampler, so the same batches follow).
+        first_epoch, skip = divmod(self.state.global_step, steps_per_epoch)
+        for epoch in range(first_epoch, self.args.mle_epochs):
             if hasattr(dataloader, "set_epoch"):
                 dataloader.set_epoch(epoch)
             self.control = self.callback_handler.on_epoch_begin(self.args, self.state, self.control)
             for step, batch in enumerate(dataloader):
+                if epoch == first_epoch and step < skip:
+                    if step == skip - 1:
+                        self._restore_deferred_rng()  # the RNGs as they were when the checkpoint was taken
+                    continue
                 self.control = self.callback_handler.on_step_begin(self.args, self.state, self.control)
                 with self.accelerator.autocast():
                     loss = self.compute_loss(model, batch)
-                self._update(loss, model, self.mle_optimizer, self.mle_scheduler)
+                self._update(loss, model, self.mle_optimizer, self.mle_scheduler, "MLE loss")
                 self._record("mle/loss", loss)
+                self._record("mle/global_batch_size", batch["input_ids"].shape[0], reduction="sum")
                 self.state.epoch = epoch + (step + 1) / steps_per_epoch
                 self._end_unit()
                 if self.control.should_training_stop:
@@ -334,7 +386,8 @@ class SeqGANTrainer(Trainer):
 
     def _run_discriminator_pretraining(self) -> None:
         self._start_phase("discriminator_pretrain")
-        for _ in range(self.args.discriminator_pretrain_rounds):
+        done = max(0, self.state.global_step - self._mle_steps)
+        for _ in range(done, self.args.discriminator_pretrain_rounds):
             self.control = self.callback_handler.on_step_begin(self.args, self.state, self.control)
             self._train_discriminator(self.args.discriminator_pretrain_epochs)
             self._end_unit()
@@ -343,7 +396,8 @@ class SeqGANTrainer(Trainer):
 
     def _run_adversarial(self) -> None:
         self._start_phase("adversarial")
-        for _ in range(self.args.adversarial_iterations):
+        done = max(0, self.state.global_step - self._mle_steps - self.args.discriminator_pretrain_rounds)
+        for _ in range(done, self.args.adversarial_iterations):
             self.control = self.callback_handler.on_step_begin(self.args, self.state, self.control)
             for _ in range(self.args.g_steps):
                 self._generator_step()
@@ -353,14 +407,53 @@ class SeqGANTrainer(Trainer):
             if self.control.should_training_stop:
                 return
 
-    def _update(self, loss: torch.Tensor, model: nn.Module, optimizer, scheduler) -> None:
-        """Backward, clip, step: one optimizer update through the accelerator."""
+    def _update(self, loss: torch.Tensor, model: nn.Module, optimizer, scheduler, what: str = "loss") -> None:
+        """Backward, clip, step: one optimizer update through the accelerator.
+
+        A non-finite loss or gradient norm stops training (`NonFiniteError`) before the optimizer steps, so
+        the weights never take a non-finite value."""
+        self._check_finite(what, loss)
         self.accelerator.backward(loss)
         if self.args.max_grad_norm and self.args.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+            grad_norm = self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        else:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        try:
+            self._check_finite(f"gradient norm of the {what}", grad_norm)
+        except NonFiniteError:
+            optimizer.zero_grad(set_to_none=True)
+            raise
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+
+    def _position(self) -> str:
+        """Where training is, in words, for error messages."""
+        unit = self.state.global_step + 1  # the unit in progress
+        rounds = self.args.discriminator_pretrain_rounds
+        mle_steps = getattr(self, "_mle_steps", 0)
+        if self._phase == "mle":
+            where = f"MLE batch {unit}/{mle_steps}"
+        elif self._phase == "discriminator_pretrain":
+            where = f"discriminator pretraining round {unit - mle_steps}/{rounds}"
+        else:
+            where = f"adversarial iteration {unit - mle_steps - rounds}/{self.args.adversarial_iterations}"
+        return f"phase '{self._phase}', {where} (training unit {unit} of {self.state.max_steps})"
+
+    def _check_finite(self, what: str, *tensors: torch.Tensor) -> None:
+        """Raise `NonFiniteError` on every process if any process holds a NaN/inf in `tensors`."""
+        bad = any(not bool(torch.isfinite(t.detach()).all()) for t in tensors)
+        if self.args.world_size > 1:  # every process must stop together, or the others hang in a collective
+            flag = torch.tensor([1.0 if bad else 0.0], device=self.accelerator.device)
+            bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        if bad:
+            raise NonFiniteError(
+                f"Non-finite {what} (NaN or inf) in {self._position()}; training stopped before applying it, so "
+                "the weights and every checkpoint hold only finite values. Lower the learning rate, set "
+                "max_grad_norm, or check the data and the discriminator's outputs; resume from the last checkpoint "
+                "with train(resume_from_checkpoint=True)."
+            )
 
     # ---- the policy-gradient step ------------------------------------------------------------------------
 
@@ -374,15 +467,18 @@ class SeqGANTrainer(Trainer):
         generator = self.model
         generator.eval()
         with self.accelerator.autocast():
-            sequences = self.rollout_engine.sample(generator, args.per_device_train_batch_size)
+            sequences = self.rollout_engine.sample(
+                generator, args.per_device_train_batch_size, generator=self.sampling_generator
+            )
             policy = self.rollout_model if self.rollout_model is not None else generator
-            rewards = self.rollout_engine(policy, sequences, self._score)
+            rewards = self.rollout_engine(policy, sequences, self._score, generator=self.sampling_generator)
         generator.train()
+        self._check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         advantages = self._apply_baseline(rewards, keep)
 
         loss = self.policy_gradient_loss(self.model_wrapped, sequences, advantages, keep)
-        self._update(loss, self.model_wrapped, self.optimizer, self.lr_scheduler)
+        self._update(loss, self.model_wrapped, self.optimizer, self.lr_scheduler, "policy-gradient loss")
         if self.rollout_model is not None:
             self._update_rollout_model()
 
@@ -390,6 +486,8 @@ class SeqGANTrainer(Trainer):
         self._record("adversarial/g_loss", loss)
         self._record("adversarial/reward_mean", (rewards * keep_f).sum() / keep_f.sum())
         self._record("adversarial/reward_final", rewards[:, -1].mean())
+        # Sequences in this g-step over all processes: per_device_train_batch_size * world_size.
+        self._record("adversarial/global_batch_size", sequences.shape[0], reduction="sum")
 
     def policy_gradient_loss(
         self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor
@@ -436,13 +534,16 @@ class SeqGANTrainer(Trainer):
         generator.eval()
         with torch.no_grad(), self.accelerator.autocast():
             negatives = torch.cat([
-                self.rollout_engine.sample(generator, min(args.rollout_batch_size, count - start))
+                self.rollout_engine.sample(
+                    generator, min(args.rollout_batch_size, count - start), generator=self.sampling_generator
+                )
                 for start in range(0, count, args.rollout_batch_size)
             ])
         generator.train()
         # Each process takes its own random positives: ranks see different data, as with a sharded loader.
-        chosen = torch.randperm(len(self.real))[: count] if count <= len(self.real) else torch.randint(
-            len(self.real), (count,)
+        rng = self.data_generator
+        chosen = torch.randperm(len(self.real), generator=rng)[:count] if count <= len(self.real) else torch.randint(
+            len(self.real), (count,), generator=rng
         )
         positives = self.real.input_ids[chosen].to(device)
         sequences = torch.cat([positives, negatives.to(device)])
@@ -451,14 +552,16 @@ class SeqGANTrainer(Trainer):
         discriminator = self.discriminator_wrapped
         discriminator.train()
         for _ in range(epochs):
-            order = torch.randperm(len(sequences), device=device)
+            order = torch.randperm(len(sequences), generator=self.data_generator).to(device)
             for batch_index in order.split(args.discriminator_batch_size):
                 batch_labels = labels[batch_index]
                 inputs = self.critic.encode(sequences[batch_index], device)
                 with self.accelerator.autocast():
                     logits = discriminator(**inputs).logits
                     loss = self.critic.loss(logits, batch_labels) + regularization_loss(self.discriminator)
-                self._update(loss, discriminator, self.discriminator_optimizer, self.discriminator_scheduler)
+                self._update(
+                    loss, discriminator, self.discriminator_optimizer, self.discriminator_scheduler, "discriminator loss"
+                )
                 predictions = self.critic.predictions(logits.detach())
                 real = batch_labels == 1
                 self._record("discriminator/loss", loss)
@@ -491,17 +594,22 @@ class SeqGANTrainer(Trainer):
 
     # ---- logging, saving ---------------------------------------------------------------------------------
 
-    def _record(self, name: str, value: torch.Tensor | float) -> None:
+    def _record(self, name: str, value: torch.Tensor | float, reduction: str = "mean") -> None:
+        """Accumulate a metric until the next log. `reduction` says how processes combine their (step-averaged)
+        values: "mean" (losses, rewards, accuracies) or "sum" (counts such as the global batch size)."""
         self._metrics[name].append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
+        if reduction == "sum":
+            self._summed_metrics.add(name)
 
     def _log_accumulated(self) -> None:
         if not self._metrics:
             return
         names = sorted(self._metrics)
         local = torch.tensor([sum(self._metrics[n]) / len(self._metrics[n]) for n in names], device=self.args.device)
-        # Global values: every process contributes its mean (same number of updates on every rank).
-        values = self.accelerator.reduce(local, reduction="mean").tolist()
-        logs = dict(zip(names, values))
+        # Global values: every process contributes its mean (same number of updates on every rank); counts add up.
+        means = self.accelerator.reduce(local, reduction="mean").tolist()
+        sums = self.accelerator.reduce(local.clone(), reduction="sum").tolist()
+        logs = {n: (sums[i] if n in self._summed_metrics else means[i]) for i, n in enumerate(names)}
         logs["phase"] = PHASES[self._phase]
         self._metrics.clear()
         if "mle/loss" in logs:
@@ -512,6 +620,7 @@ class SeqGANTrainer(Trainer):
 
     _last_loss: float = 0.0
     _phase: str = "mle"
+    _mle_steps: int = 0
 
     def _start_phase(self, phase: str) -> None:
         self._log_accumulated()  # a log line never mixes two phases
@@ -532,22 +641,326 @@ class SeqGANTrainer(Trainer):
             self.control = self.callback_handler.on_save(self.args, self.state, self.control)
             self.control.should_save = False
 
+    # ---- checkpoints -------------------------------------------------------------------------------------
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"sampling": self.sampling_generator, "data": self.data_generator}
+
+    def _seqgan_state(self) -> dict:
+        """Everything besides weights and RNGs that the run needs to continue (see `seqgan_hf.checkpoint`)."""
+        return {
+            "format": 1,
+            "global_step": self.state.global_step,
+            "phase": self._phase,
+            "mle_steps": self._mle_steps,
+            "discriminator_pretrain_rounds": self.args.discriminator_pretrain_rounds,
+            "world_size": self.args.world_size,
+            "mle_optimizer": self.mle_optimizer.state_dict(),
+            "mle_scheduler": self.mle_scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "discriminator_scheduler": self.discriminator_scheduler.state_dict(),
+            "rollout_model": None if self.rollout_model is None else self.rollout_model.state_dict(),
+            "reward_baseline": self.reward_baseline,
+            "phase_metrics": self.phase_metrics,
+            "last_loss": self._last_loss,
+        }
+
     def _save_seqgan_checkpoint(self) -> None:
-        output_dir = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
-        self.save_model(output_dir, _internal_call=True)
-        if self.args.should_save:
-            self.state.save_to_json(os.path.join(output_dir, "trainer_state.json"))
+        """Write `checkpoint-<step>/` (see `seqgan_hf.checkpoint` for its contents); only the main process writes."""
+        args = self.args
+        step = self.state.global_step
+        final_dir = os.path.join(args.output_dir, f"checkpoint-{step}")
+        tmp_dir = ckpt.temporary_dir(args.output_dir, step)
+        # Every process's RNG states, gathered to the main process, which writes them all.
+        from accelerate.utils import gather_object
+
+        rng_states = gather_object([ckpt.rng_state(self._generators())])
+        self.save_model(tmp_dir, _internal_call=True)  # weights are checked finite first; ends with a barrier
+        if args.should_save:
+            torch.save(self._seqgan_state(), os.path.join(tmp_dir, ckpt.SEQGAN_STATE_NAME))
+            for rank, state in enumerate(rng_states):
+                torch.save(state, ckpt.rng_file(tmp_dir, rank))
+            for cb in [cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)]:
+                self.state.stateful_callbacks[cb.__class__.__name__] = cb.state()
+            self.state.save_to_json(os.path.join(tmp_dir, "trainer_state.json"))
+            ckpt.finalize(tmp_dir, final_dir)
+            rotate_checkpoints(args.output_dir, args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+        if args.push_to_hub:
+            self._push_from_checkpoint(final_dir)
+
+    def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return None
+        if resume_from_checkpoint is True:
+            found = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            if found is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint-<step> directory. "
+                    "Set save_strategy='steps' and save_steps to write checkpoints, or pass a checkpoint path."
+                )
+            return found
+        path = str(resume_from_checkpoint)
+        if not os.path.isfile(os.path.join(path, ckpt.SEQGAN_STATE_NAME)):
+            raise ValueError(
+                f"{path} is not a SeqGANTrainer checkpoint (no {ckpt.SEQGAN_STATE_NAME}); pass a "
+                f"{self.args.output_dir}/checkpoint-<step> directory or resume_from_checkpoint=True."
+            )
+        return path
+
+    def _load_seqgan_checkpoint(self, checkpoint: str, mle_loader) -> None:
+        """Restore models, optimizers, schedulers, progress and (now or at the resume point) RNG states."""
+        state = ckpt.load_state(os.path.join(checkpoint, ckpt.SEQGAN_STATE_NAME))
+        args = self.args
+        if state["mle_steps"] != self._mle_steps or state["discriminator_pretrain_rounds"] != \
+                args.discriminator_pretrain_rounds:
+            raise ValueError(
+                f"{checkpoint} was taken with {state['mle_steps']} MLE batches and "
+                f"{state['discriminator_pretrain_rounds']} discriminator pretraining rounds, but this configuration "
+                f"has {self._mle_steps} and {args.discriminator_pretrain_rounds}. Resume with the configuration "
+                "(mle_epochs, batch size, data, number of processes) of the interrupted run."
+            )
+        if state["world_size"] != args.world_size:
+            logger.warning(
+                "%s was written by %d processes and is resumed on %d: training continues, but not bitwise "
+                "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
+            )
+        _load_weights(self.model, checkpoint)
+        _load_weights(self.discriminator, os.path.join(checkpoint, "discriminator"))
+        self.mle_optimizer.load_state_dict(state["mle_optimizer"])
+        self.mle_scheduler.load_state_dict(state["mle_scheduler"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self.discriminator_scheduler.load_state_dict(state["discriminator_scheduler"])
+        if state["rollout_model"] is not None:
+            if self.rollout_model is None:
+                self.rollout_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self.rollout_model.load_state_dict(state["rollout_model"])
+        baseline = state["reward_baseline"]
+        self.reward_baseline = None if baseline is None else baseline.to(self.args.device)
+        self.phase_metrics = dict(state["phase_metrics"])
+        self._last_loss = state["last_loss"]
+        self._phase = state["phase"]
+
+        saved = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+        for name in ("global_step", "epoch", "log_history", "total_flos", "best_metric", "best_global_step",
+                     "best_model_checkpoint", "stateful_callbacks"):
+            setattr(self.state, name, getattr(saved, name))
+        # Mid-epoch MLE checkpoints: the RNGs are restored after the epoch's first batches are replayed, where
+        # the interrupted run stood; everywhere else, right now.
+        self._resume_rng = checkpoint
+        global_step = self.state.global_step
+        if mle_loader is not None and global_step < self._mle_steps and global_step % len(mle_loader):
+            return
+        self._restore_deferred_rng()
+
+    def _restore_deferred_rng(self) -> None:
+        if self._resume_rng is None:
+            return
+        path = ckpt.rng_file(self._resume_rng, self.args.process_index)
+        self._resume_rng = None
+        if not os.path.isfile(path):
+            logger.warning("%s is missing: RNG states not restored, results will differ from an uninterrupted run.",
+                           path)
+            return
+        ckpt.set_rng_state(ckpt.load_state(path), self._generators())
+
+    # ---- saving and pushing -------------------------------------------------------------------------------
+
+    def _check_weights_finite(self, where: str) -> None:
+        bad = [f"generator.{n}" for n in ckpt.non_finite_parameters(self.model)]
+        bad += [f"discriminator.{n}" for n in ckpt.non_finite_parameters(self.discriminator)]
+        if bad:
+            raise NonFiniteError(
+                f"Refusing to {where}: non-finite values in {bad[:5]}{' ...' if len(bad) > 5 else ''}. Nothing was "
+                "written; the last checkpoint (if any) holds the last finite weights."
+            )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the generator (and tokenizer) to `output_dir` and the discriminator to `output_dir/discriminator`."""
+        """Save the generator (and tokenizer) to `output_dir` and the discriminator to `output_dir/discriminator`.
+
+        The paper's models (`LSTMForCausalLM`, `CNNForSequenceClassification`) are saved with their modeling
+        file and an `auto_map`, so `from_pretrained(..., trust_remote_code=True)` loads them without
+        `seqgan_hf`. Weights holding a NaN/inf are never written (`NonFiniteError`). Safe to call repeatedly.
+        With `push_to_hub=True`, a user call (not a checkpoint) also pushes, as `Trainer.save_model` does.
+        """
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        super().save_model(output_dir, _internal_call=_internal_call)
+        self._check_weights_finite(f"save to {output_dir}")
+        generator_code = _declare_remote_code(self.model)
+        discriminator_code = _declare_remote_code(self.discriminator)
+        super().save_model(output_dir, _internal_call=True)
         if self.args.should_save:
+            if generator_code is not None:
+                shutil.copyfile(generator_code, os.path.join(output_dir, os.path.basename(generator_code)))
             discriminator_dir = os.path.join(output_dir, "discriminator")
             self.accelerator.unwrap_model(self.discriminator).save_pretrained(discriminator_dir)
+            if discriminator_code is not None:
+                shutil.copyfile(discriminator_code, os.path.join(discriminator_dir, os.path.basename(discriminator_code)))
             if self.discriminator_processing_class is not None:
                 self.discriminator_processing_class.save_pretrained(discriminator_dir)
         self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, token: str | None = None,
+                    revision: str | None = None, private: bool | None = None, **kwargs):
+        """Push the generator and tokenizer (repo root), the discriminator (`discriminator/`) and a model card
+        generated from the run. Safe to call repeatedly (unchanged files are not re-sent). A failed push raises
+        `HubPushError` and leaves `output_dir` as saved; call `push_to_hub()` again to retry.
+
+        `kwargs` go to `create_model_card` (e.g. `dataset=`, `license=`, `tags=`, `language=`)."""
+        try:
+            return super().push_to_hub(
+                commit_message=commit_message, blocking=blocking, token=token, revision=revision, private=private,
+                **kwargs,
+            )
+        except (OSError, ValueError) as err:  # HfHubHTTPError is an OSError (requests' HTTPError)
+            raise HubPushError(self._push_failure_message(err)) from err
+
+    def _push_failure_message(self, err: Exception) -> str:
+        from huggingface_hub import constants
+
+        repo = getattr(self, "hub_model_id", None) or self.args.hub_model_id
+        return (
+            f"Pushing {self.args.output_dir} to the Hub repo {repo!r} at {constants.ENDPOINT} failed: {err}. The "
+            f"local output is intact (generator in {self.args.output_dir}, discriminator in "
+            f"{os.path.join(self.args.output_dir, 'discriminator')}); retry with trainer.push_to_hub()."
+        )
+
+    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
+                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs) -> None:
+        """Write `output_dir/README.md`: the SeqGAN model card (phases, configuration, metrics, citation)."""
+        if not self.is_world_process_zero():
+            return
+        from .model_card import build_model_card
+
+        name_or_path = finetuned_from or getattr(self.model.config, "_name_or_path", "") or ""
+        base_model = name_or_path if name_or_path and not os.path.exists(name_or_path) and \
+            not name_or_path.startswith((".", "/", "~")) else None
+        card = build_model_card(
+            model_name=model_name or Path(self.args.output_dir).name,
+            generator=self.model,
+            discriminator=self.discriminator,
+            args=self.args,
+            phase_metrics=self.phase_metrics,
+            base_model=base_model,
+            dataset=dataset or dataset_tags,
+            dataset_description=self._dataset_description(),
+            num_train_sequences=len(self.real),
+            trust_remote_code=_declare_remote_code(self.model) is not None,
+            global_step=self.state.global_step if self.state is not None else None,
+            license=license,
+            language=language,
+            tags=[tags] if isinstance(tags, str) else tags,
+            repo_id=getattr(self, "hub_model_id", None) or self.args.hub_model_id,
+        )
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+    def _dataset_description(self) -> str | None:
+        from .oracle import OracleEvaluator
+
+        if isinstance(self.evaluator, OracleEvaluator):
+            config = self.evaluator.task.oracle.config
+            return (f"samples of a randomly initialised oracle LSTM (vocabulary {config.vocab_size}, hidden size "
+                    f"{config.hidden_dim}, length {self.args.sequence_length}): SeqGAN's synthetic benchmark")
+        return None
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """`hub_strategy` "every_save" / "checkpoint" / "all_checkpoints": push the checkpoint's models (both),
+        code and tokenizer with a fresh model card; for the last two also the checkpoint itself."""
+        from transformers.trainer_utils import HubStrategy
+
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        output_dir = self.args.output_dir
+        for name in os.listdir(checkpoint_folder):
+            if name in (ckpt.SEQGAN_STATE_NAME, "trainer_state.json") or name.startswith("rng_state_"):
+                continue
+            source, target = os.path.join(checkpoint_folder, name), os.path.join(output_dir, name)
+            if os.path.isdir(source):
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(source, target)
+        self.create_model_card(model_name=(self.args.hub_model_id or Path(output_dir).name).split("/")[-1])
+        api = _hf_api()
+        message = f"Training in progress, step {self.state.global_step}"
+        try:
+            api.upload_folder(
+                repo_id=self.hub_model_id, folder_path=output_dir, commit_message=message, token=self.args.hub_token,
+                ignore_patterns=["_*", "checkpoint-*", f"{ckpt.TMP_PREFIX}*"], revision=self.args.hub_revision,
+            )
+            if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+                path_in_repo = ("last-checkpoint" if self.args.hub_strategy == HubStrategy.CHECKPOINT
+                                else Path(checkpoint_folder).name)
+                api.upload_folder(
+                    repo_id=self.hub_model_id, folder_path=checkpoint_folder, path_in_repo=path_in_repo,
+                    commit_message=message + ", checkpoint", token=self.args.hub_token,
+                    revision=self.args.hub_revision,
+                )
+        except (OSError, ValueError) as err:
+            raise HubPushError(self._push_failure_message(err)) from err
+
+
+def _hf_api():
+    try:
+        from transformers.utils.hub import hf_api
+
+        return hf_api()
+    except ImportError:  # older transformers
+        from huggingface_hub import HfApi
+
+        return HfApi()
+
+
+def _declare_remote_code(model: nn.Module) -> str | None:
+    """For the paper's models: set `config.auto_map` (Auto class -> `<file>.<class>`) and return the modeling
+    file to ship next to the weights, so `trust_remote_code=True` loads them without `seqgan_hf`. The modeling
+    files import only torch, numpy and transformers."""
+    from .models import CNNForSequenceClassification, LSTMForCausalLM
+
+    auto_classes = {LSTMForCausalLM: "AutoModelForCausalLM", CNNForSequenceClassification: "AutoModelForSequenceClassification"}
+    model = getattr(model, "module", model)
+    auto_class = auto_classes.get(type(model))
+    if auto_class is None:
+        return None
+    source = sys.modules[type(model).__module__].__file__
+    stem = Path(source).stem
+    model.config.auto_map = {
+        "AutoConfig": f"{stem}.{type(model.config).__name__}",
+        auto_class: f"{stem}.{type(model).__name__}",
+    }
+    return source
+
+
+def _load_weights(model: nn.Module, folder: str) -> None:
+    """Load `save_pretrained` weights (single file or sharded safetensors) into `model` in place."""
+    import json
+
+    from safetensors.torch import load_file
+
+    single = os.path.join(folder, "model.safetensors")
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(single):
+        state = load_file(single)
+    elif os.path.isfile(index):
+        with open(index) as handle:
+            shards = sorted(set(json.load(handle)["weight_map"].values()))
+        state = {}
+        for shard in shards:
+            state.update(load_file(os.path.join(folder, shard)))
+    else:
+        raise FileNotFoundError(f"No model.safetensors(.index.json) in {folder}: the checkpoint is incomplete.")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = set(getattr(model, "_tied_weights_keys", None) or ())
+    missing = [name for name in missing if name not in tied]
+    if missing or unexpected:
+        raise ValueError(f"Checkpoint weights in {folder} do not fit the model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}.")
 
 
 def _first_not_none(*values):
