@@ -48,6 +48,9 @@ ScoreFn = Callable[[torch.LongTensor], torch.Tensor]
 _CDF_BLOCK = 64
 # On CPU the sampling passes run over sub-blocks of about this many logits (a few MB: they stay in cache).
 _CPU_SAMPLE_ELEMENTS = 1 << 19
+# On CPU discriminator forwards take about this many tokens at a time: measured 1.5-2.5x faster than
+# 4096-sequence batches for the paper's CNN and a small GPT-2 classifier (activations stay in cache).
+_CPU_SCORE_TOKENS = 1 << 13
 
 
 @dataclass
@@ -189,6 +192,8 @@ class RolloutEngine:
         score_batch_size: most sequences per discriminator forward.
         sample_block_rows: rows per sampling pass over the vocabulary; None picks a cache-sized block on CPU
             and the whole batch on accelerators; 0 never splits. Never changes results.
+        score_block_tokens: on CPU, discriminator forwards are further capped to about this many tokens
+            (None: 8192; 0: no cap, `score_batch_size` only). Ignored on accelerators.
     """
 
     def __init__(
@@ -200,6 +205,7 @@ class RolloutEngine:
         rollout_batch_size: int = 4096,
         score_batch_size: int = 4096,
         sample_block_rows: int | None = None,
+        score_block_tokens: int | None = None,
     ):
         self.bos_token_id = bos_token_id
         self.sequence_length = sequence_length
@@ -208,6 +214,7 @@ class RolloutEngine:
         self.rollout_batch_size = rollout_batch_size
         self.score_batch_size = score_batch_size
         self.sample_block_rows = sample_block_rows
+        self.score_block_tokens = score_block_tokens
         self.counter = WorkCounter()
 
     # ---- sampling ------------------------------------------------------------------------------------
@@ -420,7 +427,12 @@ class RolloutEngine:
         """
         batch_size, rollout_num, prefixes, length = rollouts.shape
         flat = torch.cat([rollouts.reshape(-1, length), sequences], dim=0)
-        scores = torch.cat([score_fn(chunk) for chunk in flat.split(self.score_batch_size)]).float()
+        chunk_rows = self.score_batch_size
+        if flat.device.type == "cpu":
+            tokens = _CPU_SCORE_TOKENS if self.score_block_tokens is None else self.score_block_tokens
+            if tokens > 0:
+                chunk_rows = min(chunk_rows, max(32, tokens // length))
+        scores = torch.cat([score_fn(chunk) for chunk in flat.split(chunk_rows)]).float()
         self.counter.scored_sequences += flat.shape[0]
         rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
         final_scores = scores[batch_size * rollout_num * prefixes :]
