@@ -1,0 +1,176 @@
+"""Data-parallel SeqGAN: `accelerate launch` with 2 CPU processes (gloo) runs the CLI on recipes/oracle_smoke.yaml.
+
+One launch, shared by the tests below. The launched script is the CLI itself (`seqgan_hf.cli.main`), wrapped only
+to observe each rank: the trainer it builds, the sequences each rank samples, and which rank writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parent.parent
+ACCELERATE_CONFIG = REPO / "recipes" / "accelerate" / "cpu_2proc.yaml"
+RECIPE = REPO / "recipes" / "oracle_smoke.yaml"
+LAUNCH_TIMEOUT_S = 420
+
+# Runs on every rank under `accelerate launch`; argv[1] is a folder for per-rank observations, the rest is the CLI's.
+RANK_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+import torch
+from safetensors.torch import save_file
+import transformers.modeling_utils as modeling_utils
+import seqgan_hf.cli as cli
+from seqgan_hf import SeqGANTrainer
+from seqgan_hf.rollout import RolloutEngine
+
+observe, argv = Path(sys.argv[1]), sys.argv[2:]
+rank = int(os.environ["RANK"])
+seen = {"trainer": None, "samples": [], "writes": 0}
+
+train = SeqGANTrainer.train
+def capture(self, *args, **kwargs):
+    seen["trainer"] = self
+    return train(self, *args, **kwargs)
+SeqGANTrainer.train = capture
+
+sample = RolloutEngine.sample
+def record(self, model, batch_size, generator=None):
+    out = sample(self, model, batch_size, generator=generator)
+    trainer = seen["trainer"]
+    if trainer is not None and generator is trainer.sampling_generator:  # not the oracle's or evaluator's seeded draws
+        seen["samples"].append(out.cpu())
+    return out
+RolloutEngine.sample = record
+
+# Count files written (checkpoints, models) by this rank.
+torch_save, safe_save = torch.save, modeling_utils.safe_save_file
+def counted(fn):
+    def wrapper(*args, **kwargs):
+        target = args[1] if len(args) > 1 else kwargs.get("f", kwargs.get("filename"))
+        if isinstance(target, (str, os.PathLike)):  # a file, not an in-memory buffer (collectives pickle too)
+            seen["writes"] += 1
+        return fn(*args, **kwargs)
+    return wrapper
+torch.save = counted(torch_save)
+modeling_utils.safe_save_file = counted(safe_save)
+
+cli.main(["train", *argv])
+
+torch.save, modeling_utils.safe_save_file = torch_save, safe_save
+trainer = seen["trainer"]
+mine = observe / f"rank{rank}"
+mine.mkdir(parents=True, exist_ok=True)
+def state(model):
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+save_file(state(trainer.model), mine / "generator.safetensors")
+save_file(state(trainer.discriminator), mine / "discriminator.safetensors")
+save_file(state(trainer.rollout_model), mine / "rollout.safetensors")
+(mine / "info.json").write_text(json.dumps({
+    "world_size": trainer.args.world_size, "process_index": trainer.args.process_index,
+    "writes": seen["writes"], "max_steps": trainer.state.max_steps, "global_step": trainer.state.global_step,
+    "log_history": trainer.state.log_history, "sample_batch_sizes": [len(s) for s in seen["samples"]],
+    "first_sample_hash": hash(tuple(seen["samples"][0].flatten().tolist())),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """Launch the CLI on 2 CPU processes; return (output_dir, per-rank observations folder, recipe)."""
+    work = tmp_path_factory.mktemp("ddp")
+    output_dir, observe = work / "out", work / "observe"
+    script = work / "rank_script.py"
+    script.write_text(RANK_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
+    command = [
+        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACCELERATE_CONFIG),
+        "--main_process_port", str(_free_port()), str(script), str(observe),
+        "--config", str(RECIPE), "--output_dir", str(output_dir), "--rollout_policy", "delayed",
+    ]
+    proc = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    return output_dir, observe, yaml.safe_load(RECIPE.read_text())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _info(observe: Path, rank: int) -> dict:
+    return json.loads((observe / f"rank{rank}" / "info.json").read_text())
+
+
+def test_two_processes_end_with_identical_generator_discriminator_and_rollout_copy(launched) -> None:
+    _, observe, recipe = launched
+    infos = [_info(observe, rank) for rank in (0, 1)]
+    assert [i["world_size"] for i in infos] == [2, 2] and [i["process_index"] for i in infos] == [0, 1]
+    assert all(i["global_step"] == i["max_steps"] for i in infos)  # training completed on both ranks
+    for name in ("generator", "discriminator", "rollout"):
+        rank0, rank1 = (load_file(observe / f"rank{r}" / f"{name}.safetensors") for r in (0, 1))
+        assert rank0.keys() == rank1.keys()
+        for key in rank0:
+            assert torch.equal(rank0[key], rank1[key]), f"{name}.{key} differs between ranks"
+    # ...while each rank sampled its own sequences (not the same batch twice).
+    assert infos[0]["first_sample_hash"] != infos[1]["first_sample_hash"]
+
+
+def test_global_batch_is_per_device_batch_times_processes(launched) -> None:
+    _, observe, recipe = launched
+    per_device, world = recipe["per_device_train_batch_size"], 2
+    info = _info(observe, 0)
+    # MLE: an epoch of num_train sequences takes num_train / (per_device * world) updates (the sampler is sharded).
+    mle_steps = recipe["mle_epochs"] * -(-recipe["num_train"] // (per_device * world))
+    assert info["max_steps"] == mle_steps + recipe["discriminator_pretrain_rounds"] + recipe["adversarial_iterations"]
+    logged = info["log_history"]
+    mle_batches = [e["mle/global_batch_size"] for e in logged if "mle/global_batch_size" in e]
+    g_batches = [e["adversarial/global_batch_size"] for e in logged if "adversarial/global_batch_size" in e]
+    assert mle_batches and set(mle_batches) == {per_device * world}
+    assert len(g_batches) == recipe["adversarial_iterations"] and set(g_batches) == {per_device * world}
+    # Each rank sampled per_device sequences per g-step and num_negatives / world per discriminator round.
+    sizes = set(info["sample_batch_sizes"])
+    assert sizes == {per_device, recipe["num_negatives"] // world}
+    # Logged metrics are global (reduced over ranks): both ranks hold the same log values.
+    other = _info(observe, 1)["log_history"]
+    losses = [[e.get("adversarial/g_loss") for e in h if "adversarial/g_loss" in e] for h in (logged, other)]
+    assert losses[0] == losses[1] and len(losses[0]) == recipe["adversarial_iterations"]
+
+
+def test_only_main_process_writes_and_result_loads_and_generates(launched) -> None:
+    output_dir, observe, recipe = launched
+    assert _info(observe, 1)["writes"] == 0 and _info(observe, 0)["writes"] > 0
+    checkpoint = output_dir / "checkpoint-5"
+    assert (checkpoint / "rng_state_0.pth").exists() and (checkpoint / "rng_state_1.pth").exists()
+    rng0, rng1 = (torch.load(checkpoint / f"rng_state_{r}.pth", weights_only=True) for r in (0, 1))
+    assert not torch.equal(rng0["generators"]["sampling"], rng1["generators"]["sampling"])
+
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    import seqgan_hf  # noqa: F401  (registers the paper's models)
+
+    generator = AutoModelForCausalLM.from_pretrained(output_dir).eval()
+    trained = load_file(observe / "rank0" / "generator.safetensors")
+    for key, tensor in generator.state_dict().items():
+        assert torch.equal(tensor, trained[key]), key
+    prompt = torch.full((3, 1), generator.config.bos_token_id)
+    with torch.no_grad():
+        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
+    assert out.shape == (3, 1 + recipe["sequence_length"])
+    discriminator = AutoModelForSequenceClassification.from_pretrained(output_dir / "discriminator")
+    assert type(discriminator).__name__ == "CNNForSequenceClassification"
+    results = json.loads((output_dir / "seqgan_results.json").read_text())
+    assert "adversarial" in results and "nll_oracle" in json.dumps(results)
