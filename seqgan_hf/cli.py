@@ -3,6 +3,8 @@
     seqgan-hf train [--config recipes/<name>.yaml] [--any_field value ...]
     seqgan-hf sample <model_dir> --num 100 --output samples.txt [--text]
     seqgan-hf evaluate <model_dir> [--oracle_seed 0 | --oracle_params oracle.npz]
+    seqgan-hf evaluate <model_dir> --sweep [--temperatures 0.7,1.0,1.3] [--references test.txt]
+                                   [--output sweep.json] [--plot sweep.png]
 
 `train` reads a YAML recipe as defaults and lets flags override them; without `--config` the defaults are
 the embedded recipe `QUICK_DEFAULTS` (the same values as `recipes/oracle_quick.yaml`), so `seqgan-hf` with
@@ -268,29 +270,76 @@ def sample(argv: list[str]) -> None:
 
 
 def evaluate(argv: list[str]) -> dict:
-    """`seqgan-hf evaluate`: NLL_oracle and NLL_test of a trained generator on the oracle task."""
+    """`seqgan-hf evaluate`: NLL_oracle and NLL_test of a trained generator on the oracle task, or with
+    `--sweep` its quality-diversity curve over a temperature grid (NLL_oracle vs NLL_test on the oracle
+    task; BLEU vs Self-BLEU against `--references` for text models), as JSON (`--output`) and PNG (`--plot`)."""
     parser = argparse.ArgumentParser(prog="seqgan-hf evaluate", description=evaluate.__doc__)
     parser.add_argument("model_dir")
     parser.add_argument("--oracle_seed", type=int, default=0)
-    parser.add_argument("--oracle_params", default=None)
+    parser.add_argument("--oracle_params", default=None, help="oracle .npz (paper layout) or save_pretrained dir")
     parser.add_argument("--vocab_size", type=int, default=5000)
-    parser.add_argument("--num_test", type=int, default=10_000)
-    parser.add_argument("--num_samples", type=int, default=10_000)
+    parser.add_argument("--num_test", type=int, default=10_000, help="held-out oracle sequences for NLL_test")
+    parser.add_argument("--num_samples", type=int, default=10_000, help="generator samples per measurement")
     parser.add_argument("--sequence_length", type=int, default=20)
+    parser.add_argument("--sweep", action="store_true", help="measure every temperature of --temperatures")
+    parser.add_argument("--temperatures", default=None,
+                        help="comma-separated grid for --sweep (default: seqgan_hf.sweep.DEFAULT_TEMPERATURES)")
+    parser.add_argument("--references", default=None,
+                        help="text sweep: a held-out text file (one reference per line) for BLEU / Self-BLEU; "
+                        "samples are decoded with the model's tokenizer. Without it: the oracle task.")
+    parser.add_argument("--max_order", type=int, default=4, help="BLEU n-gram order (text sweep)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same at every temperature)")
+    parser.add_argument("--output", default=None, help="write the result as JSON to this file")
+    parser.add_argument("--plot", default=None, help="with --sweep: write the curve as a PNG to this file")
     args = parser.parse_args(argv)
+    if args.plot and not args.sweep:
+        parser.error("--plot needs --sweep")
+    if args.references and not args.sweep:
+        parser.error("--references needs --sweep")
 
     from transformers import AutoModelForCausalLM
 
     from .oracle import OracleEvaluator, OracleTask
 
-    task = OracleTask.create(
-        seed=args.oracle_seed, num_train=1, num_test=args.num_test,  # the test set's seed ignores num_train
-        oracle_params=args.oracle_params, sequence_length=args.sequence_length, vocab_size=args.vocab_size,
-    )
     model = AutoModelForCausalLM.from_pretrained(args.model_dir).eval()
-    metrics = OracleEvaluator(task, num_samples=args.num_samples)(model)
-    print(json.dumps(metrics, indent=2))
-    return metrics
+    task = None
+    if args.references is None:
+        task = OracleTask.create(
+            seed=args.oracle_seed, num_train=1, num_test=args.num_test,  # the test set's seed ignores num_train
+            oracle_params=args.oracle_params, sequence_length=args.sequence_length, vocab_size=args.vocab_size,
+        )
+    if not args.sweep:
+        result = OracleEvaluator(task, num_samples=args.num_samples, seed=args.seed)(model)
+    else:
+        from .sweep import DEFAULT_TEMPERATURES, plot_sweeps, temperature_sweep
+
+        temperatures = DEFAULT_TEMPERATURES
+        if args.temperatures:
+            try:
+                temperatures = [float(value) for value in args.temperatures.split(",") if value.strip()]
+            except ValueError:
+                parser.error(f"--temperatures {args.temperatures!r}: expected comma-separated numbers")
+        references = tokenizer = None
+        if args.references is not None:
+            from transformers import AutoTokenizer
+
+            with open(args.references) as handle:
+                references = [line.strip() for line in handle if line.strip()]
+            tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+        result = temperature_sweep(
+            model, temperatures, task=task, references=references, tokenizer=tokenizer,
+            num_samples=args.num_samples, sequence_length=args.sequence_length, max_order=args.max_order,
+            seed=args.seed,
+        )
+        result["model"] = args.model_dir
+        if args.plot:
+            plot_sweeps({os.path.basename(os.path.normpath(args.model_dir)): result}, args.plot)
+    text = json.dumps(result, indent=2)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text + "\n")
+    print(text)
+    return result
 
 
 COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate}

@@ -178,6 +178,7 @@ class SeqGANTrainer(Trainer):
 
         if args.disable_dropout:
             _disable_dropout(model)
+        self.evaluator = evaluator  # read by _validate_args, during Trainer.__init__
         super().__init__(
             model=model,
             args=args,
@@ -571,6 +572,17 @@ class SeqGANTrainer(Trainer):
                     self._record("discriminator/accuracy_fake", (predictions[~real] == 0).float().mean())
 
     # ---- evaluation -------------------------------------------------------------------------------------
+
+    def _validate_args(self) -> None:
+        """The Trainer's checks, except that an `evaluator` alone is enough for periodic evaluation
+        (`eval_strategy="steps"`): transformers.Trainer would otherwise demand an `eval_dataset`."""
+        strategy = self.args.eval_strategy
+        if self.eval_dataset is None and getattr(self, "evaluator", None) is not None:
+            self.args.eval_strategy = "no"
+        try:
+            super()._validate_args()
+        finally:
+            self.args.eval_strategy = strategy
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """The Trainer's evaluation loop on `eval_dataset` (if any: `eval_loss` is the generator's per-token NLL
