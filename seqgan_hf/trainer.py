@@ -632,6 +632,7 @@ class SeqGANTrainer(Trainer):
 
     _last_loss: float = 0.0
     _phase: str = "mle"
+    _model_card_kwargs: dict = {}  # replaced (never mutated) by push_to_hub
     _mle_steps: int = 0
 
     def _start_phase(self, phase: str) -> None:
@@ -810,7 +811,10 @@ class SeqGANTrainer(Trainer):
             discriminator_dir = os.path.join(output_dir, "discriminator")
             self.accelerator.unwrap_model(self.discriminator).save_pretrained(discriminator_dir)
             if discriminator_code is not None:
-                shutil.copyfile(discriminator_code, os.path.join(discriminator_dir, os.path.basename(discriminator_code)))
+                # In discriminator/ (a self-contained model folder) and at the root: transformers resolves remote
+                # code at the repo root even when loading with subfolder="discriminator".
+                for folder in (discriminator_dir, output_dir):
+                    shutil.copyfile(discriminator_code, os.path.join(folder, os.path.basename(discriminator_code)))
             if self.discriminator_processing_class is not None:
                 self.discriminator_processing_class.save_pretrained(discriminator_dir)
         self.accelerator.wait_for_everyone()
@@ -823,7 +827,10 @@ class SeqGANTrainer(Trainer):
         generated from the run. Safe to call repeatedly (unchanged files are not re-sent). A failed push raises
         `HubPushError` and leaves `output_dir` as saved; call `push_to_hub()` again to retry.
 
-        `kwargs` go to `create_model_card` (e.g. `dataset=`, `license=`, `tags=`, `language=`)."""
+        `kwargs` go to `create_model_card` (e.g. `dataset=`, `license=`, `tags=`, `language=`); they are
+        remembered, so later pushes (checkpoints, `save_model`) write the same card."""
+        kwargs = {**self._model_card_kwargs, **kwargs}
+        self._model_card_kwargs = dict(kwargs)
         try:
             return super().push_to_hub(
                 commit_message=commit_message, blocking=blocking, token=token, revision=revision, private=private,
@@ -898,7 +905,9 @@ class SeqGANTrainer(Trainer):
                 shutil.copytree(source, target, dirs_exist_ok=True)
             else:
                 shutil.copyfile(source, target)
-        self.create_model_card(model_name=(self.args.hub_model_id or Path(output_dir).name).split("/")[-1])
+        self.create_model_card(**{
+            "model_name": (self.args.hub_model_id or Path(output_dir).name).split("/")[-1], **self._model_card_kwargs
+        })
         api = _hf_api()
         message = f"Training in progress, step {self.state.global_step}"
         try:

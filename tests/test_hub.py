@@ -1,0 +1,261 @@
+"""Hub round trip of a SeqGAN run against the loopback Hub server (tests/hub_server.py), all offline.
+
+Three subprocesses (huggingface_hub reads HF_ENDPOINT at import, so pushes and pulls run in children):
+
+* PUSH trains a tiny oracle run with `push_to_hub=True, hub_strategy="every_save"`, then calls `push_to_hub()` and
+  `save_model()` twice each; a second trainer with `hub_strategy="end"` checks that checkpoints do not push.
+* PULL runs in an interpreter that cannot import `seqgan_hf` (`python -I -S`, site-packages added by hand, so the
+  editable install's finder is never installed) and loads generator and discriminator with `trust_remote_code`.
+* FAIL pushes while the server answers every commit with HTTP 500.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.hub_server import HubServer
+
+CHILD_TIMEOUT_S = 240
+REPO_ID = "user/seqgan-tiny"
+END_REPO_ID = "user/seqgan-end"
+
+_COMMON = r"""
+import json, sys
+from pathlib import Path
+import torch
+from safetensors.torch import save_file
+
+out = Path(sys.argv[1])
+
+def state(model):
+    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+def sample(model):
+    torch.manual_seed(123)
+    prompt = torch.zeros((4, 1), dtype=torch.long)
+    with torch.no_grad():
+        return model.generate(prompt, attention_mask=torch.ones_like(prompt)).tolist()
+"""
+
+PUSH = _COMMON + r"""
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, set_seed
+from seqgan_hf import (CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM,
+                       OracleEvaluator, OracleTask, SeqGANConfig, SeqGANTrainer)
+
+vocab = {f"t{i}": i for i in range(24)} | {"[PAD]": 24}
+backend = Tokenizer(models.WordLevel(vocab, unk_token="[PAD]"))
+backend.pre_tokenizer = pre_tokenizers.Whitespace()
+tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]")
+
+def build(output_dir, **overrides):
+    set_seed(0)
+    task = OracleTask.create(seed=5, num_train=32, num_test=16, sequence_length=6, vocab_size=25,
+                             embedding_dim=8, hidden_dim=8)
+    generator = LSTMForCausalLM(LSTMConfig(vocab_size=25, embedding_dim=8, hidden_dim=8, sequence_length=6))
+    discriminator = CNNForSequenceClassification(CNNDiscriminatorConfig(
+        vocab_size=25, embedding_dim=8, filter_sizes=[1, 2, 3], num_filters=[4, 4, 4], num_labels=2))
+    values = dict(output_dir=str(output_dir), sequence_length=6, per_device_train_batch_size=8, mle_epochs=1,
+                  discriminator_pretrain_rounds=1, discriminator_pretrain_epochs=1, num_negatives=16,
+                  adversarial_iterations=2, d_steps=1, d_epochs=1, rollout_num=2, discriminator_batch_size=8,
+                  disable_tqdm=True, seed=0, report_to="none", save_strategy="steps", save_steps=3,
+                  push_to_hub=True, hub_token="test")
+    values.update(overrides)
+    return SeqGANTrainer(model=generator, discriminator=discriminator, args=SeqGANConfig(**values),
+                         train_dataset=task.train_dataset(), processing_class=tokenizer,
+                         evaluator=OracleEvaluator(task, num_samples=32))
+
+trainer = build(out / "run", hub_model_id="user/seqgan-tiny", hub_strategy="every_save")
+trainer.train()
+first = trainer.push_to_hub(dataset="oracle-lstm-synthetic")
+second = trainer.push_to_hub(dataset="oracle-lstm-synthetic")  # nothing changed: safe, no new content
+trainer.save_model()
+trainer.save_model()
+save_file(state(trainer.model), out / "generator.safetensors")
+save_file(state(trainer.discriminator), out / "discriminator.safetensors")
+(out / "result.json").write_text(json.dumps({
+    "samples": sample(trainer.model), "phase_metrics": trainer.phase_metrics,
+    "first_commit": first.oid, "second_commit": second.oid, "max_steps": trainer.state.max_steps,
+}))
+
+end = build(out / "end", hub_model_id="user/seqgan-end", hub_strategy="end")
+end.train()  # checkpoints are written but, with hub_strategy="end", not pushed
+(out / "end_checkpoints.json").write_text(json.dumps(sorted(p.name for p in (out / "end").glob("checkpoint-*"))))
+end.save_model()  # a user save with push_to_hub=True pushes, once
+"""
+
+PULL = _COMMON + r"""
+try:
+    import seqgan_hf  # must not be importable here: the code comes from the Hub
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit(f"seqgan_hf is importable in the isolated child: {seqgan_hf.__file__}")
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+generator = AutoModelForCausalLM.from_pretrained("user/seqgan-tiny", trust_remote_code=True).eval()
+discriminator = AutoModelForSequenceClassification.from_pretrained(
+    "user/seqgan-tiny", subfolder="discriminator", trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained("user/seqgan-tiny")
+save_file(state(generator), out / "generator.safetensors")
+save_file(state(discriminator), out / "discriminator.safetensors")
+(out / "result.json").write_text(json.dumps({
+    "samples": sample(generator), "generator_module": type(generator).__module__,
+    "discriminator_class": type(discriminator).__name__, "discriminator_module": type(discriminator).__module__,
+    "seqgan_loaded": any(name.startswith("seqgan_hf") for name in sys.modules),
+    "decoded": tokenizer.decode([1, 2, 3]),
+}))
+"""
+
+FAIL = _COMMON + r"""
+from seqgan_hf import (CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM,
+                       SeqGANConfig, SeqGANTrainer)
+from seqgan_hf.trainer import HubPushError
+import datasets
+
+args = SeqGANConfig(output_dir=str(out / "run"), sequence_length=6, per_device_train_batch_size=8, mle_epochs=0,
+                    discriminator_pretrain_rounds=0, adversarial_iterations=0, report_to="none",
+                    push_to_hub=True, hub_model_id="user/seqgan-broken", hub_token="test", disable_tqdm=True)
+trainer = SeqGANTrainer(
+    model=LSTMForCausalLM(LSTMConfig(vocab_size=12, embedding_dim=4, hidden_dim=4)),
+    discriminator=CNNForSequenceClassification(CNNDiscriminatorConfig(
+        vocab_size=12, embedding_dim=4, filter_sizes=[1, 2], num_filters=[2, 2])),
+    args=args, train_dataset=datasets.Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6]] * 4}))
+trainer.train()
+report = {}
+try:
+    trainer.push_to_hub()
+except HubPushError as err:
+    report = {"error": type(err).__name__, "message": str(err), "cause": type(err.__cause__).__name__}
+save_file(state(trainer.model), out / "generator.safetensors")
+(out / "result.json").write_text(json.dumps(report))
+"""
+
+
+def _run(hub: HubServer, script: str, workdir: Path, isolated: bool = False) -> Path:
+    out = workdir / "out"
+    out.mkdir(parents=True)
+    if isolated:
+        # No site processing (-S): the editable install's .pth finder for seqgan_hf never runs; cwd and
+        # PYTHONPATH are ignored (-I). torch and transformers come from site-packages, added as a plain path.
+        site_packages = sysconfig.get_paths()["purelib"]
+        bootstrap = f"import sys; sys.path.append({site_packages!r}); sys.argv = ['pull', {str(out)!r}]\n"
+        command = [sys.executable, "-I", "-S", "-c", bootstrap + script]
+    else:
+        command = [sys.executable, "-c", script, str(out)]
+    proc = subprocess.run(command, env=hub.child_env(workdir / "hf_home"), cwd=workdir, capture_output=True,
+                          text=True, timeout=CHILD_TIMEOUT_S)
+    assert proc.returncode == 0, f"child failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pushed(hub: HubServer, tmp_path_factory) -> Path:
+    return _run(hub, PUSH, tmp_path_factory.mktemp("push"))
+
+
+@pytest.fixture(scope="module")
+def pulled(hub: HubServer, pushed: Path, tmp_path_factory) -> Path:
+    return _run(hub, PULL, tmp_path_factory.mktemp("pull"), isolated=True)
+
+
+def test_push_puts_generator_tokenizer_and_code_at_root_and_discriminator_in_subfolder(hub, pushed) -> None:
+    files = hub.files(REPO_ID)
+    for name in ("config.json", "model.safetensors", "generation_config.json", "lstm.py", "cnn.py", "tokenizer.json",
+                 "README.md", "discriminator/config.json", "discriminator/model.safetensors", "discriminator/cnn.py"):
+        assert name in files, name
+    assert not [name for name in files if "checkpoint" in name]
+    config = json.loads(files["config.json"])
+    assert config["auto_map"] == {"AutoConfig": "lstm.LSTMConfig", "AutoModelForCausalLM": "lstm.LSTMForCausalLM"}
+    d_config = json.loads(files["discriminator/config.json"])
+    assert d_config["auto_map"]["AutoModelForSequenceClassification"] == "cnn.CNNForSequenceClassification"
+    # The shipped modeling files need nothing but torch / numpy / transformers.
+    for name in ("lstm.py", "discriminator/cnn.py"):
+        imports = [line for line in files[name].decode().splitlines() if line.startswith(("import ", "from "))]
+        roots = {line.split()[1].split(".")[0] for line in imports}
+        assert roots <= {"__future__", "dataclasses", "numpy", "torch", "transformers"}, (name, roots)
+
+
+def test_every_save_pushes_checkpoints_and_repeated_push_and_save_are_safe(hub, pushed) -> None:
+    result = json.loads((pushed / "result.json").read_text())
+    titles = [commit.title for commit in hub.commits(REPO_ID)]
+    # every_save: one push per checkpoint (save_steps=3 over the run's units), then the explicit pushes.
+    steps = [step for step in range(3, result["max_steps"] + 1, 3)]
+    assert steps and all(f"Training in progress, step {step}" in titles for step in steps), titles
+    assert "End of training" in titles
+    # Pushing unchanged content again does not fail and creates no new commit; nor do the two save_model()
+    # calls, which push (push_to_hub=True) the same files and the same card (push_to_hub's card arguments stick).
+    assert result["second_commit"] == result["first_commit"] == hub.head(REPO_ID)
+    assert titles[0] == "End of training" and "Model save" not in titles
+
+
+def test_hub_strategy_end_pushes_only_on_save(hub, pushed) -> None:
+    assert json.loads((pushed / "end_checkpoints.json").read_text())  # checkpoints were written locally...
+    titles = [commit.title for commit in hub.commits(END_REPO_ID)]
+    assert titles == ["Model save", "initial commit"]  # ...but only save_model() pushed
+    assert "discriminator/model.safetensors" in hub.files(END_REPO_ID)
+
+
+def test_model_card_describes_the_run(hub, pushed) -> None:
+    readme = hub.files(REPO_ID)["README.md"].decode()
+    assert readme.startswith("---\n")
+    metadata = yaml.safe_load(readme.split("---\n")[1])
+    assert {"seqgan", "text-generation", "gan"} <= set(metadata["tags"])
+    assert metadata["library_name"] == "transformers" and metadata["pipeline_tag"] == "text-generation"
+    assert metadata["datasets"] == ["oracle-lstm-synthetic"]
+    phase_metrics = json.loads((pushed / "result.json").read_text())["phase_metrics"]
+    final = phase_metrics["adversarial"]
+    assert f"{final['eval_nll_oracle']:.4f}" in readme and f"{final['eval_nll_test']:.4f}" in readme
+    assert f"{phase_metrics['mle']['eval_nll_oracle']:.4f}" in readme
+    for text in ("LSTMForCausalLM", "CNNForSequenceClassification", 'subfolder="discriminator"',
+                 "trust_remote_code=True", "| `rollout_num` | `2` |", "| `adversarial_iterations` | `2` |",
+                 "oracle LSTM", "@inproceedings{yu2017seqgan", "1609.05473"):
+        assert text in readme, text
+
+
+def test_fresh_process_without_seqgan_hf_loads_both_models_with_trust_remote_code(pushed, pulled) -> None:
+    result = json.loads((pulled / "result.json").read_text())
+    assert not result["seqgan_loaded"]
+    assert result["generator_module"].startswith("transformers_modules.")  # the pushed lstm.py
+    assert result["discriminator_module"].startswith("transformers_modules.")
+    assert result["discriminator_class"] == "CNNForSequenceClassification"
+    for name in ("generator", "discriminator"):
+        expected, actual = load_file(pushed / f"{name}.safetensors"), load_file(pulled / f"{name}.safetensors")
+        assert expected.keys() == actual.keys()
+        for key in expected:
+            assert torch.equal(expected[key], actual[key]), f"{name}.{key}"
+    assert result["samples"] == json.loads((pushed / "result.json").read_text())["samples"]
+    assert result["decoded"] == "t1 t2 t3"
+
+
+def test_failed_push_raises_clear_error_and_keeps_local_output(hub, tmp_path) -> None:
+    hub.fail_commits = True
+    try:
+        out = _run(hub, FAIL, tmp_path)
+    finally:
+        hub.fail_commits = False
+    report = json.loads((out / "result.json").read_text())
+    assert report["error"] == "HubPushError" and report["cause"] == "HfHubHTTPError"
+    assert "user/seqgan-broken" in report["message"] and "retry with trainer.push_to_hub()" in report["message"]
+    assert "500" in report["message"]
+    run = out / "run"
+    saved = load_file(run / "model.safetensors")
+    trained = load_file(out / "generator.safetensors")
+    assert all(torch.equal(saved[k], trained[k]) for k in trained)
+    assert (run / "discriminator" / "model.safetensors").exists() and (run / "README.md").exists()
+    assert [c.title for c in hub.commits("user/seqgan-broken")] == ["initial commit"]
