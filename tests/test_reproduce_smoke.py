@@ -1,0 +1,77 @@
+"""benchmarks/reproduce_oracle.py end to end in --smoke mode: JSON shape, plots, saved models, npz oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "reproduce_oracle.py")
+
+
+def _check_result(result: dict, seeds: list[int]) -> None:
+    assert result["protocol"] == "cpu-smoke"
+    assert isinstance(result["oracle"], str)
+    methods = {"random", "mle", "pg_bleu", "seqgan"}
+    assert {(run["method"], run["seed"]) for run in result["runs"]} == {(m, s) for m in methods for s in seeds}
+    for run in result["runs"]:
+        assert 0 < run["nll_oracle"] < 20 and 0 < run["nll_test"] < 20
+        if run["method"] == "random":
+            assert run["curve"] == [] and run["generator_updates"] == 0
+        else:
+            iterations = [point[0] for point in run["curve"]]
+            assert iterations == [0, 1, 2], run  # start of the adversarial phase, then every iteration
+            assert all(0 < point[1] < 20 for point in run["curve"])
+    updates = {run["method"]: run["generator_updates"] for run in result["runs"] if run["seed"] == seeds[0]}
+    assert updates["mle"] == updates["seqgan"] == updates["pg_bleu"] > 0  # the same number of generator updates
+    assert set(result["summary"]) == methods
+    assert len(result["summary"]["seqgan"]["seeds"]) == len(seeds)
+    assert {sweep["method"] for sweep in result["sweeps"]} == {"mle", "pg_bleu", "seqgan"}
+
+
+@pytest.mark.slow
+def test_smoke_end_to_end_under_a_minute_with_npz_oracle(tmp_path):
+    import torch
+
+    from seqgan_hf import LSTMConfig, LSTMForCausalLM
+
+    torch.manual_seed(5)
+    oracle = LSTMForCausalLM(LSTMConfig(vocab_size=100, embedding_dim=8, hidden_dim=8, sequence_length=8, init_std=1.0))
+    oracle.to_oracle_npz(str(tmp_path / "oracle.npz"))
+    start = time.time()
+    completed = subprocess.run(
+        [sys.executable, SCRIPT, "--smoke", "--seeds", "0", "1", "--output-dir", str(tmp_path / "out"),
+         "--oracle-params", str(tmp_path / "oracle.npz"), "--save-models", str(tmp_path / "models")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    elapsed = time.time() - start
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert elapsed < 60, f"--smoke took {elapsed:.0f} s"
+    assert "| seqgan |" in completed.stdout
+    result = json.loads((tmp_path / "out" / "oracle.json").read_text())
+    _check_result(result, [0, 1])
+    assert "oracle.npz" in result["oracle"]
+    for name in ("oracle_curve.png", "oracle_sweep.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "models" / "seqgan-seed1")
+    assert model.config.vocab_size == 100
+
+
+def test_smoke_merge_keeps_other_seeds(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import reproduce_oracle
+    finally:
+        sys.path.pop(0)
+    out = str(tmp_path / "out")
+    reproduce_oracle.main(["--smoke", "--seeds", "0", "--output-dir", out])
+    result = reproduce_oracle.main(["--smoke", "--seeds", "1", "--output-dir", out, "--merge", "--sweep-seeds"])
+    _check_result({**result, "sweeps": result["sweeps"]}, [0, 1])
+    assert {sweep["seed"] for sweep in result["sweeps"]} == {0}  # seed 0's sweep kept, none asked for seed 1
