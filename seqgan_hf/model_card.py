@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 CITATION = """@inproceedings{yu2017seqgan,
   title     = {SeqGAN: Sequence Generative Adversarial Nets with Policy Gradient},
@@ -64,7 +64,16 @@ def build_model_card(
     """A `huggingface_hub.ModelCard` for a SeqGAN-trained generator and its discriminator."""
     datasets = [dataset] if isinstance(dataset, str) else (list(dataset) if dataset else None)
     all_tags = list(dict.fromkeys(BASE_TAGS + list(tags or [])))
+    final = _final_metrics(phase_metrics)
+    eval_results = [
+        EvalResult(task_type="text-generation", dataset_type=(datasets or ["custom"])[0],
+                   dataset_name=(datasets or ["training data"])[0], metric_type=name, metric_name=name,
+                   metric_value=value)
+        for name, value in final.items()
+    ] or None
     data = ModelCardData(
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results,
         library_name="transformers",
         pipeline_tag="text-generation",
         tags=all_tags,
@@ -110,7 +119,8 @@ def build_model_card(
     lines += ["## SeqGAN configuration", "", "| field | value |", "| --- | --- |"]
     for name in CONFIG_FIELDS:
         if hasattr(args, name):
-            lines.append(f"| `{name}` | `{getattr(args, name)}` |")
+            value = getattr(args, name)
+            lines.append(f"| `{name}` | `{getattr(value, 'value', value)}` |")  # enums by their value
     lines += ["", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
@@ -137,13 +147,27 @@ def _phase_lines(args) -> list[str]:
     return lines or ["No training phase ran."]
 
 
+def _clean_metrics(metrics: dict | None) -> dict[str, float]:
+    clean = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()
+             if isinstance(v, int | float) and not k.endswith(("_runtime", "per_second", "_phase"))}
+    for key in ("phase", "epoch", "step"):
+        clean.pop(key, None)
+    return clean
+
+
+def _final_metrics(phase_metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The metrics of the last evaluated phase (what the pushed weights measure)."""
+    for phase in ("adversarial", "discriminator_pretrain", "mle"):
+        if phase in phase_metrics and _clean_metrics(phase_metrics[phase]):
+            return _clean_metrics(phase_metrics[phase])
+    return {}
+
+
 def _metric_lines(phase_metrics: dict[str, dict[str, float]]) -> list[str]:
     rows = []
     names: list[str] = []
     for phase, metrics in phase_metrics.items():
-        clean = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()
-                 if isinstance(v, int | float) and not k.endswith(("_runtime", "per_second", "_phase"))}
-        clean.pop("phase", None)
+        clean = _clean_metrics(metrics)
         if clean:
             rows.append((PHASE_TITLES.get(phase, phase), clean))
             names += [n for n in clean if n not in names]

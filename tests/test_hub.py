@@ -222,6 +222,11 @@ def test_model_card_describes_the_run(hub, pushed) -> None:
     final = phase_metrics["adversarial"]
     assert f"{final['eval_nll_oracle']:.4f}" in readme and f"{final['eval_nll_test']:.4f}" in readme
     assert f"{phase_metrics['mle']['eval_nll_oracle']:.4f}" in readme
+    # Machine-readable final metrics (model-index): those of the pushed, adversarially trained weights.
+    (results,) = metadata["model-index"][0]["results"]
+    values = {metric["type"]: metric["value"] for metric in results["metrics"]}
+    assert values == {"nll_oracle": final["eval_nll_oracle"], "nll_test": final["eval_nll_test"]}
+    assert results["task"]["type"] == "text-generation"
     for text in ("LSTMForCausalLM", "CNNForSequenceClassification", 'subfolder="discriminator"',
                  "trust_remote_code=True", "| `rollout_num` | `2` |", "| `adversarial_iterations` | `2` |",
                  "oracle LSTM", "@inproceedings{yu2017seqgan", "1609.05473"):
