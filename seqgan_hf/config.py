@@ -31,6 +31,19 @@ class SeqGANConfig(TrainingArguments):
     `learning_rate` is the generator's learning rate in the adversarial phase; `mle_learning_rate` (default:
     the same) in MLE pretraining. `per_device_train_batch_size` is the generator's batch (MLE batches and
     sequences sampled per g-step) on each process.
+
+    **Batch sizes under data parallelism** (`accelerate launch` with K processes), following the Hugging Face
+    convention that `per_device_*` sizes are per process: the global generator batch (one MLE update, one g-step)
+    is `per_device_train_batch_size * K`, and `discriminator_batch_size` is likewise per process. Each process
+    samples and rolls out its own `per_device_train_batch_size` sequences (from its own random stream) and the
+    gradients are averaged across processes, so one update sees exactly that global batch; the logs report it as
+    `mle/global_batch_size` and `adversarial/global_batch_size`. To keep a recipe's global batch when changing K,
+    divide `per_device_train_batch_size` by K (`recipes/oracle_quick_2proc.yaml`: 32 x 2 = the paper's 64).
+    `num_negatives`, in contrast, is global: each process samples `ceil(num_negatives / K)` of them.
+
+    **Checkpoints** (`save_strategy="steps"`, `save_steps` in training units) hold everything needed to resume
+    bitwise: `train(resume_from_checkpoint=True)` (or a `checkpoint-<step>` path; also read from the
+    `resume_from_checkpoint` field when `train()` is given none) continues in the same phase and step.
     """
 
     # ---- overridden TrainingArguments defaults (the paper's values) -------------------------------

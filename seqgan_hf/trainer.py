@@ -705,7 +705,12 @@ class SeqGANTrainer(Trainer):
             self._push_from_checkpoint(final_dir)
 
     def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
-        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        if resume_from_checkpoint is None:
+            # `seqgan-hf train --resume_from_checkpoint true|latest|<path>` (the TrainingArguments field).
+            resume_from_checkpoint = self.args.resume_from_checkpoint
+            if isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.lower() in ("true", "latest"):
+                resume_from_checkpoint = True
+        if resume_from_checkpoint is None or resume_from_checkpoint is False or resume_from_checkpoint == "":
             return None
         if resume_from_checkpoint is True:
             found = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None

@@ -167,3 +167,39 @@ def test_resume_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
         trainer.train(resume_from_checkpoint=True)
     with pytest.raises(ValueError, match="not a SeqGANTrainer checkpoint"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
+
+
+def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_phase(tmp_path: Path) -> None:
+    """`seqgan-hf train ... --resume_from_checkpoint latest` sets the TrainingArguments field; train() reads it."""
+    import datasets
+
+    from seqgan_hf import SeqGANTrainer
+    from tests.conftest import quick_config, tiny_cnn, tiny_lstm
+
+    data = datasets.Dataset.from_dict({"input_ids": torch.randint(1, 40, (16, 6), generator=torch.Generator().manual_seed(0)).tolist()})
+    first = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data,
+                          args=quick_config(tmp_path, save_strategy="steps", save_steps=2, logging_steps=1))
+    first.train()
+    assert first.state.global_step == 5  # 2 MLE batches, 1 D round, 2 iterations; checkpoints 2, 4 and 5 (end)
+    assert (tmp_path / "out" / "checkpoint-5").is_dir()
+
+    args = quick_config(tmp_path, save_strategy="steps", save_steps=2, logging_steps=1, adversarial_iterations=4,
+                        resume_from_checkpoint="latest")
+    second = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data, args=args)
+    restored = {k: v.clone() for k, v in first.model.state_dict().items()}
+    g_losses = []
+    original = second._generator_step
+
+    def counting_step():
+        g_losses.append(second.state.global_step)
+        if len(g_losses) == 1:  # the weights it starts from are the checkpoint's, not a fresh init
+            for key, value in second.model.state_dict().items():
+                assert torch.equal(value, restored[key]), key
+        original()
+
+    second._generator_step = counting_step
+    second.train()
+    assert g_losses == [5, 6]  # only the 2 new iterations ran, in the adversarial phase
+    assert second.state.global_step == 7
+    # The log history of the first run was restored and continued.
+    assert sum("mle/loss" in entry for entry in second.state.log_history) == 2
