@@ -25,7 +25,7 @@ def test_pg_bleu_raises_bleu_on_a_toy_corpus(tmp_path):
     generator = _generator()
     before = {name: value.clone() for name, value in generator.state_dict().items()}
     args = quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, d_steps=0,
-                        adversarial_iterations=40, rollout_num=4, per_device_train_batch_size=32,
+                        adversarial_iterations=25, rollout_num=4, per_device_train_batch_size=32,
                         learning_rate=0.05, reward_baseline="batch_mean", logging_steps=10)
     trainer = PGBleuTrainer(generator, args, train_dataset=datasets.Dataset.from_dict({"input_ids": real}),
                             bleu_max_order=2)
@@ -40,7 +40,7 @@ def test_pg_bleu_raises_bleu_on_a_toy_corpus(tmp_path):
     rewards = [entry["adversarial/reward_mean"] for entry in trainer.state.log_history
                if "adversarial/reward_mean" in entry]
     assert len(rewards) >= 2 and rewards[-1] > rewards[0]
-    assert bleu() > start + 0.05
+    assert bleu() > start + 0.1
 
 
 def test_pg_bleu_reward_is_bleu_against_training_set(tmp_path):
