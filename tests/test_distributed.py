@@ -174,3 +174,29 @@ def test_only_main_process_writes_and_result_loads_and_generates(launched) -> No
     assert type(discriminator).__name__ == "CNNForSequenceClassification"
     results = json.loads((output_dir / "seqgan_results.json").read_text())
     assert "adversarial" in results and "nll_oracle" in json.dumps(results)
+
+
+def test_two_process_run_resumes_bitwise_with_the_plain_cli(launched, tmp_path) -> None:
+    """Drop the last checkpoint and the final model, then resume on 2 processes with the documented command
+    (`accelerate launch ... -m seqgan_hf.cli train ... --resume_from_checkpoint latest`): it continues from
+    checkpoint-10 (the D pretraining -> adversarial boundary) and ends with the same weights."""
+    import shutil
+
+    output_dir, observe, recipe = launched
+    resumed = tmp_path / "resumed"
+    shutil.copytree(output_dir / "checkpoint-10", resumed / "checkpoint-10")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
+    command = [
+        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACCELERATE_CONFIG),
+        "--main_process_port", str(_free_port()), "-m", "seqgan_hf.cli", "train", "--config", str(RECIPE),
+        "--output_dir", str(resumed), "--rollout_policy", "delayed", "--resume_from_checkpoint", "latest",
+    ]
+    proc = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    for saved, reference in (("model.safetensors", "generator"), ("discriminator/model.safetensors", "discriminator")):
+        actual, expected = load_file(resumed / saved), load_file(observe / "rank0" / f"{reference}.safetensors")
+        for key in expected:
+            assert torch.equal(actual[key], expected[key]), f"{reference}.{key}"
+    state = json.loads((resumed / "checkpoint-13" / "trainer_state.json").read_text())
+    assert state["global_step"] == 13 and any("mle/loss" in entry for entry in state["log_history"])
