@@ -211,31 +211,48 @@ class Benchmark:
         p, task = self.p, self.task
         curve_eval = OracleEvaluator(self.curve_task, num_samples=p["curve_samples"], seed=1000 + seed)
         final_eval = OracleEvaluator(task, num_samples=p["final_samples"], seed=2000 + seed)
-        a_iters, g_steps = p["adversarial_iterations"], p["g_steps"]
-        every = p["eval_every"]
-
+        methods = self.args.methods
         # random: the untrained generator
         clock = time.time()
         generator = self.generator(seed)
-        self.record("random", seed, generator, final_eval, clock, curve=[], updates=0)
+        if "random" in methods:
+            self.record("random", seed, generator, final_eval, clock, curve=[], updates=0)
 
-        # MLE pretraining (shared by mle, pg_bleu and seqgan)
+        # MLE pretraining (shared by mle, pg_bleu and seqgan), or a saved one (--pretrained)
         clock = time.time()
-        trainer = self.quiet(SeqGANTrainer(
-            model=generator, discriminator=self.discriminator(seed),
-            args=self.config(seed, "mle_pretrain", mle_epochs=p["mle_epochs"]),
-            train_dataset=task.train_dataset(), evaluator=curve_eval))
-        trainer.train()
-        mle_updates = trainer.state.global_step
-        pretrained = copy.deepcopy(trainer.model).cpu()
-        start_point = trainer.phase_metrics["mle"]
+        saved = os.path.join(self.args.pretrained, f"mle_pretrain-seed{seed}") if self.args.pretrained else None
+        if saved and os.path.isdir(saved):
+            pretrained = LSTMForCausalLM.from_pretrained(saved)
+            mle_updates = p["mle_epochs"] * math.ceil(p["num_train"] / p["batch_size"])
+            start_point = {f"eval_{k}": v for k, v in curve_eval(pretrained).items()}
+            self.log(f"seed {seed}: MLE-pretrained generator loaded from {saved}")
+        else:
+            trainer = self.quiet(SeqGANTrainer(
+                model=generator, discriminator=self.discriminator(seed),
+                args=self.config(seed, "mle_pretrain", mle_epochs=p["mle_epochs"]),
+                train_dataset=task.train_dataset(), evaluator=curve_eval))
+            trainer.train()
+            mle_updates = trainer.state.global_step
+            pretrained = copy.deepcopy(trainer.model).cpu()
+            start_point = trainer.phase_metrics["mle"]
+            self.save_model(pretrained, f"mle_pretrain-seed{seed}")
         start_oracle, start_test = start_point["eval_nll_oracle"], start_point["eval_nll_test"]
         pretrain_time = time.time() - clock
         self.log(f"seed {seed}: MLE pretraining {p['mle_epochs']} epochs ({mle_updates} updates) in "
                  f"{pretrain_time:.0f} s: NLL_oracle {start_oracle:.3f} (curve sample), NLL_test {start_test:.3f}")
-        self.save_model(pretrained, f"mle_pretrain-seed{seed}")
+        if "mle" in methods:
+            self.run_mle(seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates,
+                         pretrain_time)
+        if "pg_bleu" in methods:
+            self.run_pg_bleu(seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates)
+        if "seqgan" in methods:
+            self.run_seqgan(seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates)
+        self.run_sweeps(seed)
 
-        # mle: continue MLE for as many updates as SeqGAN's g-steps
+    def run_mle(self, seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates, pretrain_time):
+        """MLE continued for as many updates as SeqGAN's g-steps."""
+        p, task = self.p, self.task
+        a_iters, g_steps, every = p["adversarial_iterations"], p["g_steps"], p["eval_every"]
         clock = time.time()
         trainer = self.quiet(mle_baseline_trainer(
             copy.deepcopy(pretrained), self.config(seed, "mle"), task.train, num_updates=a_iters * g_steps,
@@ -246,7 +263,9 @@ class Benchmark:
                     mle_updates + trainer.state.global_step, [[0, start_test]] + curve_test,
                     extra={"mle_pretrain_updates": mle_updates, "mle_pretrain_time_s": round(pretrain_time, 1)})
 
-        # pg_bleu
+    def run_pg_bleu(self, seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates):
+        p, task = self.p, self.task
+        a_iters, g_steps, every = p["adversarial_iterations"], p["g_steps"], p["eval_every"]
         clock = time.time()
         trainer = self.quiet(PGBleuTrainer(
             copy.deepcopy(pretrained), self.config(seed, "pg_bleu", adversarial_iterations=a_iters),
@@ -257,7 +276,9 @@ class Benchmark:
                     mle_updates + a_iters * g_steps, [[0, start_test]] + curve_test,
                     extra={"reward": "sentence BLEU-4 vs the training set (nltk smoothing method1)"})
 
-        # seqgan
+    def run_seqgan(self, seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates):
+        p, task = self.p, self.task
+        a_iters, g_steps, every = p["adversarial_iterations"], p["g_steps"], p["eval_every"]
         clock = time.time()
         fields = dict(discriminator_pretrain_rounds=p["d_pretrain_rounds"], adversarial_iterations=a_iters,
                       d_steps=p["d_steps"])
@@ -277,9 +298,11 @@ class Benchmark:
         self.record("seqgan", seed, trainer.model, final_eval, clock, [[0, start_oracle]] + curve,
                     mle_updates + a_iters * g_steps, [[0, start_test]] + curve_test, extra=extra)
 
+    def run_sweeps(self, seed):
+        p = self.p
         if seed in self.sweep_seeds:
             clock = time.time()
-            for method in ("mle", "pg_bleu", "seqgan"):
+            for method in [m for m in ("mle", "pg_bleu", "seqgan") if (m, seed) in self.final_models]:
                 model = self.final_models[(method, seed)]
                 sweep = temperature_sweep(model, p["sweep_temperatures"], task=self.sweep_task,
                                           num_samples=p["sweep_samples"], seed=3000 + seed)
@@ -321,8 +344,9 @@ class Benchmark:
             if previous.get("protocol") != self.protocol_name:
                 raise SystemExit(f"--merge: {self.json_path} holds protocol {previous.get('protocol')!r}, "
                                  f"not {self.protocol_name!r}.")
-            self.runs = [r for r in previous["runs"] if r["seed"] not in args.seeds]
-            self.sweeps = [s for s in previous.get("sweeps", []) if s["seed"] not in args.seeds]
+            redone = {(method, seed) for method in args.methods for seed in args.seeds}
+            self.runs = [r for r in previous["runs"] if (r["method"], r["seed"]) not in redone]
+            self.sweeps = [s for s in previous.get("sweeps", []) if (s["method"], s["seed"]) not in redone]
             self.previous_wall_time = previous.get("wall_time_s", 0)
         self.final_models = {}
         self.sweep_seeds = set(args.sweep_seeds if args.sweep_seeds is not None else args.seeds[:1])
@@ -476,6 +500,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--adversarial-iterations", type=int, default=None, help="override the protocol's")
     parser.add_argument("--seqgan-override", action="append", default=[], metavar="FIELD=VALUE",
                         help="SeqGANConfig field for the seqgan run only (e.g. reward_baseline=batch_mean)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="which methods to run (MLE pretraining always runs, or is loaded with --pretrained)")
+    parser.add_argument("--pretrained", default=None, metavar="DIR",
+                        help="load DIR/mle_pretrain-seed<seed> (a previous --save-models DIR) instead of pretraining")
     parser.add_argument("--plot-every-run", action="store_true", help="redraw the PNGs after every run")
     args = parser.parse_args(argv)
     if args.seeds is None:

@@ -75,3 +75,22 @@ def test_smoke_merge_keeps_other_seeds(tmp_path):
     result = reproduce_oracle.main(["--smoke", "--seeds", "1", "--output-dir", out, "--merge", "--sweep-seeds"])
     _check_result({**result, "sweeps": result["sweeps"]}, [0, 1])
     assert {sweep["seed"] for sweep in result["sweeps"]} == {0}  # seed 0's sweep kept, none asked for seed 1
+
+
+def test_smoke_one_method_from_saved_pretraining(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import reproduce_oracle
+    finally:
+        sys.path.pop(0)
+    out, models = str(tmp_path / "out"), str(tmp_path / "models")
+    first = reproduce_oracle.main(["--smoke", "--output-dir", out, "--save-models", models])
+    result = reproduce_oracle.main(["--smoke", "--output-dir", out, "--merge", "--methods", "seqgan",
+                                    "--pretrained", models, "--seqgan-override", "reward_baseline=batch_mean"])
+    assert result["settings"]["seqgan_overrides"] == {"reward_baseline": "batch_mean"}
+    before = {run["method"]: run for run in first["runs"]}
+    after = {run["method"]: run for run in result["runs"]}
+    assert set(after) == {"random", "mle", "pg_bleu", "seqgan"}
+    assert after["mle"] == before["mle"]  # kept from the first run
+    assert after["seqgan"]["curve"][0] == before["seqgan"]["curve"][0]  # same pretrained start point
+    assert after["seqgan"]["generator_updates"] == before["seqgan"]["generator_updates"]
