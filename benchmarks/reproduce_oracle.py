@@ -467,7 +467,7 @@ def plot_curves(result: dict, path: str) -> None:
     mle = result["summary"].get("mle")
     if mle:
         axis.axhline(mle["nll_oracle_mean"], color="tab:blue", linestyle="--",
-                     label=f"MLE final ({mle['nll_oracle_mean']:.3f}, 10k samples)")
+                     label=f"MLE final ({mle['nll_oracle_mean']:.3f}, {result['settings']['final_samples']} samples)")
     axis.set_xlabel("adversarial iteration (generator updates after MLE pretraining)")
     axis.set_ylabel("NLL_oracle (lower is better)")
     settings = result["settings"]

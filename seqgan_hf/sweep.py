@@ -223,8 +223,13 @@ def plot_sweeps(
                           fontsize=7, color=line.get_color())
     oracle = [s.get("oracle_nll_test") for s in sweeps.values() if s.get("oracle_nll_test") is not None]
     if oracle and (x, y) == ("nll_test", "nll_oracle"):
-        axis.plot([oracle[0]], [oracle[0]], marker="*", markersize=12, color="black", linestyle="none",
-                  label=f"oracle itself ({oracle[0]:.2f})")
+        # The ideal point: the oracle's own NLL of its data on both axes. Drawn only when it does not squash
+        # the curves (it is usually far below and left of them); otherwise named in the legend.
+        (x_low, x_high), (y_low, y_high) = axis.get_xlim(), axis.get_ylim()
+        near = (x_low - (x_high - x_low) <= oracle[0]) and (y_low - (y_high - y_low) <= oracle[0])
+        label = f"oracle itself ({oracle[0]:.2f}, {oracle[0]:.2f})" + ("" if near else ": off the axes")
+        axis.plot([oracle[0]] if near else [], [oracle[0]] if near else [], marker="*", markersize=12,
+                  color="black", linestyle="none", label=label)
     axis.set_xlabel(labels.get(x, x))
     axis.set_ylabel(labels.get(y, y))
     axis.set_title(title or "Temperature sweep (numbers: temperature)")
