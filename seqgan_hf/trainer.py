@@ -282,14 +282,18 @@ class SeqGANTrainer(Trainer):
         self.discriminator_scheduler = get_scheduler(
             "constant", self.discriminator_optimizer, 0, max(d_updates, 1)
         )
-        (
-            self.model_wrapped,
-            self.mle_optimizer,
-            self.optimizer,
-            self.discriminator_wrapped,
-            self.discriminator_optimizer,
-        ) = self.accelerator.prepare(
-            self.model, self.mle_optimizer, self.optimizer, self.discriminator, self.discriminator_optimizer
+        if self.is_deepspeed_enabled:
+            raise NotImplementedError(
+                "SeqGANTrainer does not run under DeepSpeed yet: it trains two models (generator and discriminator) "
+                "with three optimizers, and accelerate's DeepSpeed integration wraps one model and one optimizer "
+                "per engine. Use DDP (recipes/accelerate/multi_gpu.yaml) or FSDP2 (recipes/accelerate/fsdp2.yaml)."
+            )
+        # One model per prepare() call (FSDP2 accepts no more), each with its optimizers.
+        self.model_wrapped, self.mle_optimizer, self.optimizer = self.accelerator.prepare(
+            self.model, self.mle_optimizer, self.optimizer
+        )
+        self.discriminator_wrapped, self.discriminator_optimizer = self.accelerator.prepare(
+            self.discriminator, self.discriminator_optimizer
         )
         self.model = self.accelerator.unwrap_model(self.model_wrapped)
         self.discriminator = self.accelerator.unwrap_model(self.discriminator_wrapped)
@@ -810,11 +814,15 @@ class SeqGANTrainer(Trainer):
         generator_code = _declare_remote_code(self.model)
         discriminator_code = _declare_remote_code(self.discriminator)
         super().save_model(output_dir, _internal_call=True)
+        # Full (gathered) weights of D: a collective under FSDP, so every process takes part.
+        discriminator_state = self.accelerator.get_state_dict(getattr(self, "discriminator_wrapped", self.discriminator))
         if self.args.should_save:
             if generator_code is not None:
                 shutil.copyfile(generator_code, os.path.join(output_dir, os.path.basename(generator_code)))
             discriminator_dir = os.path.join(output_dir, "discriminator")
-            self.accelerator.unwrap_model(self.discriminator).save_pretrained(discriminator_dir)
+            self.accelerator.unwrap_model(self.discriminator).save_pretrained(
+                discriminator_dir, state_dict=discriminator_state
+            )
             if discriminator_code is not None:
                 # In discriminator/ (a self-contained model folder) and at the root: transformers resolves remote
                 # code at the repo root even when loading with subfolder="discriminator".
