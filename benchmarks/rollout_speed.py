@@ -127,13 +127,6 @@ def discriminator_pass(score, sequences: torch.LongTensor, d_batch: int) -> None
         score(chunk)
 
 
-def limit_pass(generator, score, rollouts: torch.LongTensor, g_batch: int, d_batch: int) -> None:
-    """The unavoidable work: teacher-forced G over all B*N*(T-1) rollout sequences, then D over them."""
-    flat = rollouts.reshape(-1, rollouts.shape[-1])
-    generator_pass(generator, flat, g_batch)
-    discriminator_pass(score, flat, d_batch)
-
-
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
