@@ -23,9 +23,9 @@ Three paths, picked per model:
 
 * recurrent (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): states gathered per row, one step per token;
 * cached (any causal LM returning a `DynamicCache` of plain attention layers): every rollout row gets a copy
-  of its sequence's full-pass keys/values (all T positions), in a cache layer with preallocated room for its
-  own tokens (no O(T) concatenation per token); the attention mask hides the positions after the row's
-  prefix and explicit `position_ids` place its new tokens right after the prefix. The layout of a row never
+  of its sequence's full-pass keys/values (all T positions), in a fixed-length cache layer where the row's own
+  tokens overwrite the positions after its prefix (no O(T) concatenation per token); the attention mask hides
+  the positions not yet overwritten and explicit `position_ids` place new tokens right after the prefix. The layout of a row never
   depends on the other rows of its chunk, which keeps the results independent of chunking;
 * fallback (no cache, or a cache kind where hiding positions by mask is not valid, e.g. sliding windows or
   recurrent states): every step re-encodes the contiguous context. Correct for any causal LM, O(T^3).
@@ -129,55 +129,42 @@ def _maskable_cache(cache) -> bool:
 
 
 class _RolloutLayer(DynamicLayer):
-    """A `DynamicLayer` holding `keys`/`values` [R, heads, L, d] with room for `capacity` positions in all.
+    """A `DynamicLayer` for rollout rows: fixed length T, each row writing its new tokens at its own positions.
 
-    `DynamicLayer.update` grows the cache with `torch.cat`, copying all of it for every new token: O(T) per
-    token, which made that copy most of a transformer rollout's time. This layer writes each new token into
-    preallocated room instead (O(1) per token) and hands attention a view of the filled part. It keeps the
-    layer interface (`update`, `get_seq_length`, `batch_select_indices`), so the model code is untouched.
+    Row r holds its sequence's full-pass keys/values [heads, T, d]; the positions after its prefix are hidden by
+    the attention mask until the row's own token for that position overwrites them (`write_positions`, set by
+    the engine before each forward). So the cache never grows: no `torch.cat` copy of the whole cache per token
+    (the stock `DynamicLayer.update`, which was most of a rollout's time), and attention reads T positions per
+    token instead of up to 2T. `get_seq_length` reports T - 1, so that the model's mask covers all T columns.
+    It keeps the layer interface (`update`, `get_seq_length`, `batch_select_indices`): model code is untouched.
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
         super().__init__()
-        rows, heads, length, _ = keys.shape
-        self._keys = keys.new_empty(rows, heads, capacity, keys.shape[-1])
-        self._values = values.new_empty(rows, heads, capacity, values.shape[-1])
-        self._keys[:, :, :length] = keys
-        self._values[:, :, :length] = values
-        self._length = length
+        self.keys, self.values = keys, values
+        self.write_positions: torch.Tensor | None = None
         self.is_initialized = True
         self.device = keys.device
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self.keys = self._keys[:, :, : self._length]
-        self.values = self._values[:, :, : self._length]
 
     def update(self, key_states, value_states, *args, **kwargs):
-        new = key_states.shape[-2]
-        self._keys[:, :, self._length : self._length + new] = key_states
-        self._values[:, :, self._length : self._length + new] = value_states
-        self._length += new
-        self._refresh()
+        rows = torch.arange(self.keys.shape[0], device=self.keys.device)
+        self.keys[rows, :, self.write_positions] = key_states[:, :, 0]
+        self.values[rows, :, self.write_positions] = value_states[:, :, 0]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self._length
+        return self.keys.shape[-2] - 1
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         # The engine only ever keeps a leading slice of rows: then a view, no copy.
         count = indices.numel()
         if count and torch.equal(indices, torch.arange(count, device=indices.device)):
-            self._keys, self._values = self._keys[:count], self._values[:count]
+            self.keys, self.values = self.keys[:count], self.values[:count]
         else:
-            self._keys, self._values = self._keys[indices], self._values[indices]
-        self._refresh()
+            self.keys, self.values = self.keys[indices], self.values[indices]
 
     def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError("crop takes a negative number of tokens to remove.")
-        self._length = max(0, self._length + tokens_to_remove)
-        self._refresh()
+        raise NotImplementedError("rollout cache layers have a fixed length")
 
 
 class RolloutEngine:
@@ -352,36 +339,35 @@ class RolloutEngine:
     def _cached_chunk(self, model, full_cache, context, tokens, t, b, n, uniforms, completed) -> None:
         """Rows (t, b, n) of one chunk, t ascending, each with its first token sampled already.
 
-        Row layout, identical for every row whatever the chunk: cache columns 0..T-1 are sequence b's full
-        pass (positions > t hidden by the attention mask), column T + k holds the row's k-th fed token, at
-        position t + 1 + k. Rows that have sampled all their tokens leave the batch (a leading slice remains).
+        Row layout, identical for every row whatever the chunk: T cache columns, column p = position p. Columns
+        0..t are sequence b's prefix (from the full pass); the row's k-th fed token is written at column t + 1 + k,
+        over the sequence's own token there, and the attention mask shows columns 0..t + 1 + k. Rows that have
+        sampled all their tokens leave the batch (a leading slice remains).
         """
         length = context.shape[1]
         remaining = (length - 1 - t).tolist()  # forwards each row still needs (non-increasing)
         active = _count_above(remaining, len(remaining), 0)
         if active == 0:
             return
-        # Each row's cache: its sequence's full-pass keys/values, with room for its own T-2 tokens at most.
+        # Each row's own copy of its sequence's full-pass keys/values (all T positions).
         cache = copy.deepcopy(full_cache)
         rows_b = b[:active]
-        cache.layers = [
-            _RolloutLayer(layer.keys[rows_b], layer.values[rows_b], capacity=2 * length - 2)
-            for layer in full_cache.layers
-        ]
-        # Attention mask over all columns, built once: prefix columns up to position t, then the row's own tokens.
-        columns = torch.arange(2 * length - 2, device=context.device)
-        full_mask = ((columns[None, :] <= t[:active, None]) | (columns[None, :] >= length)).long()
+        layers = [_RolloutLayer(layer.keys[rows_b], layer.values[rows_b]) for layer in full_cache.layers]
+        cache.layers = layers
+        columns = torch.arange(length, device=context.device)
         for step in range(remaining[0]):
             active_now = _count_above(remaining, active, step)
             if active_now < active:
                 cache.batch_select_indices(torch.arange(active_now, device=context.device))
                 active = active_now
             rows = slice(0, active)
-            positions = (t[rows] + 1 + step).unsqueeze(1)
+            positions = t[rows] + 1 + step
+            for layer in layers:
+                layer.write_positions = positions
             self._count(active)
             output = model(
-                input_ids=tokens[rows].unsqueeze(1), attention_mask=full_mask[rows, : length + step + 1],
-                position_ids=positions, cache=cache, use_cache=True,
+                input_ids=tokens[rows].unsqueeze(1), attention_mask=(columns[None, :] <= positions[:, None]).long(),
+                position_ids=positions.unsqueeze(1), cache=cache, use_cache=True,
             )
             cache = output.cache
             tokens = self._sample(output.logits[:, -1], uniforms[b[rows], n[rows], t[rows] - 1, step + 1])
