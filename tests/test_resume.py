@@ -183,6 +183,10 @@ def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_pha
     assert first.state.global_step == 5  # 2 MLE batches, 1 D round, 2 iterations; checkpoints 2, 4 and 5 (end)
     assert (tmp_path / "out" / "checkpoint-5").is_dir()
 
+    # A run killed while writing a checkpoint leaves only tmp-checkpoint-<step>/: never taken for a checkpoint.
+    half_written = tmp_path / "out" / "tmp-checkpoint-6"
+    half_written.mkdir()
+    (half_written / "seqgan_state.pt").write_bytes(b"truncated")
     args = quick_config(tmp_path, save_strategy="steps", save_steps=2, logging_steps=1, adversarial_iterations=4,
                         resume_from_checkpoint="latest")
     second = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data, args=args)
@@ -201,5 +205,6 @@ def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_pha
     second.train()
     assert g_losses == [5, 6]  # only the 2 new iterations ran, in the adversarial phase
     assert second.state.global_step == 7
+    assert not half_written.exists() and (tmp_path / "out" / "checkpoint-6").is_dir()
     # The log history of the first run was restored and continued.
     assert sum("mle/loss" in entry for entry in second.state.log_history) == 2
