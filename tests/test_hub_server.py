@@ -19,7 +19,6 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-from hub_server import HubServer, git_blob_sha1  # tests/ is on sys.path (rootdir-less test folder)
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import (
     HfHubHTTPError,
@@ -28,6 +27,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from safetensors.torch import load, load_file
+
+from tests.hub_server import HubServer, git_blob_sha1
 
 TOKEN = "test"
 CHILD_TIMEOUT_S = 180
