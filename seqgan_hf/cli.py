@@ -287,7 +287,9 @@ def evaluate(argv: list[str]) -> dict:
     parser.add_argument("--references", default=None,
                         help="text sweep: a held-out text file (one reference per line) for BLEU / Self-BLEU; "
                         "samples are decoded with the model's tokenizer. Without it: the oracle task.")
-    parser.add_argument("--max_order", type=int, default=4, help="BLEU n-gram order (text sweep)")
+    parser.add_argument("--bleu", action="store_true",
+                        help="oracle sweep: also BLEU of the samples vs the held-out oracle test set, and Self-BLEU")
+    parser.add_argument("--max_order", type=int, default=4, help="BLEU n-gram order")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same at every temperature)")
     parser.add_argument("--output", default=None, help="write the result as JSON to this file")
     parser.add_argument("--plot", default=None, help="with --sweep: write the curve as a PNG to this file")
@@ -296,6 +298,8 @@ def evaluate(argv: list[str]) -> dict:
         parser.error("--plot needs --sweep")
     if args.references and not args.sweep:
         parser.error("--references needs --sweep")
+    if args.bleu and (not args.sweep or args.references):
+        parser.error("--bleu adds BLEU / Self-BLEU to an oracle --sweep (a text sweep with --references has them)")
 
     from transformers import AutoModelForCausalLM
 
@@ -326,6 +330,8 @@ def evaluate(argv: list[str]) -> dict:
             with open(args.references) as handle:
                 references = [line.strip() for line in handle if line.strip()]
             tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+        elif args.bleu:
+            references = task.test.tolist()  # held-out oracle data, never the training set
         result = temperature_sweep(
             model, temperatures, task=task, references=references, tokenizer=tokenizer,
             num_samples=args.num_samples, sequence_length=args.sequence_length, max_order=args.max_order,

@@ -244,3 +244,29 @@ def plot_sweeps(
 
 def _finite(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m seqgan_hf.sweep OUT.png SWEEP.json[=LABEL] ... [--x self_bleu --y bleu]`: one plot of
+    several sweeps written by `seqgan-hf evaluate --sweep --output`."""
+    import argparse
+    import json
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m seqgan_hf.sweep", description=main.__doc__)
+    parser.add_argument("output")
+    parser.add_argument("sweeps", nargs="+", help="JSON files, each optionally followed by =LABEL")
+    parser.add_argument("--x", default=None)
+    parser.add_argument("--y", default=None)
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+    sweeps = {}
+    for item in args.sweeps:
+        path, _, label = item.partition("=")
+        with open(path) as handle:
+            sweeps[label or os.path.splitext(os.path.basename(path))[0]] = json.load(handle)
+    plot_sweeps(sweeps, args.output, x=args.x, y=args.y, title=args.title)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,11 +68,11 @@ def test_cli_evaluate_sweep_writes_json_and_png(task, generator, tmp_path):
     task.oracle.save_pretrained(tmp_path / "oracle")
     output, plot = tmp_path / "sweep.json", tmp_path / "sweep.png"
     main(["evaluate", str(tmp_path / "model"), "--oracle_params", str(tmp_path / "oracle"), "--sequence_length", "8",
-          "--num_test", "64", "--num_samples", "32", "--sweep", "--temperatures", "0.7,1.0,1.5",
+          "--num_test", "64", "--num_samples", "32", "--sweep", "--temperatures", "0.7,1.0,1.5", "--bleu",
           "--output", str(output), "--plot", str(plot)])
     result = json.loads(output.read_text())
     assert [point["temperature"] for point in result["points"]] == [0.7, 1.0, 1.5]
-    assert {"nll_oracle", "nll_test", "entropy"} <= set(result["points"][0])
+    assert {"nll_oracle", "nll_test", "entropy", "bleu", "self_bleu"} <= set(result["points"][0])
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -92,3 +92,13 @@ def test_cli_text_sweep_bleu_vs_self_bleu(word_tokenizer, tmp_path):
     assert {"bleu", "self_bleu", "entropy"} <= set(result["points"][0])
     assert "nll_oracle" not in result["points"][0]
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_several_sweep_files(task, generator, tmp_path):
+    from seqgan_hf import sweep as sweep_module
+
+    result = temperature_sweep(generator, [0.8, 1.2], task=task, references=task.test.tolist(), num_samples=16)
+    (tmp_path / "a.json").write_text(json.dumps(result))
+    sweep_module.main([str(tmp_path / "bleu.png"), f"{tmp_path / 'a.json'}=A", str(tmp_path / "a.json"),
+                       "--x", "self_bleu", "--y", "bleu"])
+    assert (tmp_path / "bleu.png").read_bytes()[:4] == b"\x89PNG"
