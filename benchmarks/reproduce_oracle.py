@@ -424,13 +424,7 @@ class Benchmark:
             json.dump(result, handle, indent=1)
         os.replace(temporary, self.json_path)
         if final or self.args.plot_every_run:
-            plot_curves(result, os.path.join(self.args.output_dir, f"{self.args.stem}_curve.png"))
-            if result["sweeps"]:
-                seed = min(s["seed"] for s in result["sweeps"])
-                labels = {"mle": "MLE", "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
-                sweeps = {labels[s["method"]]: s for s in result["sweeps"] if s["seed"] == seed}
-                plot_sweeps(sweeps, os.path.join(self.args.output_dir, f"{self.args.stem}_sweep.png"),
-                            title=f"Temperature sweep, oracle task ({result['protocol']} protocol, seed {seed})")
+            draw(result, self.args.output_dir, self.args.stem)
 
     def print_table(self) -> None:
         summary = self.summary()
@@ -444,42 +438,63 @@ class Benchmark:
               f"wall time {time.time() - self.started:.0f} s; results in {self.json_path}")
 
 
+def _mean_curves(result: dict, method: str, key: str):
+    curves = [r[key] for r in result["runs"] if r["method"] == method and r.get(key)]
+    if not curves:
+        return None
+    iterations = sorted(set.intersection(*[{point[0] for point in c} for c in curves]))
+    values = [[dict((point[0], point[1]) for point in c)[i] for c in curves] for i in iterations]
+    mean = [statistics.fmean(v) for v in values]
+    std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+    return iterations, mean, std, len(curves)
+
+
 def plot_curves(result: dict, path: str) -> None:
-    """NLL_oracle vs adversarial iteration per method (mean over seeds, band = ± std), MLE final as a line."""
+    """Left: NLL_oracle vs adversarial iteration per method (mean over seeds, band = +- std), MLE's final value
+    as a flat line (the paper's Figure 2), the y-range set by MLE and SeqGAN (a collapsing PG-BLEU leaves it
+    downwards). Right: NLL_test on the same iterations (the diversity the NLL_oracle gain costs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7.5, 5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     styles = {"seqgan": ("SeqGAN", "tab:red"), "pg_bleu": ("PG-BLEU", "tab:green"),
               "mle": ("MLE (continued, same updates)", "tab:blue")}
-    for method, (label, color) in styles.items():
-        curves = [r["curve"] for r in result["runs"] if r["method"] == method and r["curve"]]
-        if not curves:
-            continue
-        iterations = sorted(set.intersection(*[{point[0] for point in c} for c in curves]))
-        values = [[dict((point[0], point[1]) for point in c)[i] for c in curves] for i in iterations]
-        mean = [statistics.fmean(v) for v in values]
-        axis.plot(iterations, mean, color=color, marker=".", label=f"{label} (n={len(curves)})",
-                  linewidth=1 if method == "mle" else 2, alpha=0.6 if method == "mle" else 1.0)
-        if len(curves) > 1:
-            std = [statistics.stdev(v) for v in values]
-            axis.fill_between(iterations, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                              color=color, alpha=0.15)
+    focus = []
+    for axis, key in ((left, "curve"), (right, "curve_nll_test")):
+        for method, (label, color) in styles.items():
+            curves = _mean_curves(result, method, key)
+            if curves is None:
+                continue
+            iterations, mean, std, count = curves
+            if axis is left and method != "pg_bleu":
+                focus += [m - s for m, s in zip(mean, std)] + [m + s for m, s in zip(mean, std)]
+            if axis is left and method == "pg_bleu" and focus and min(mean) < min(focus) - 0.1:
+                label += f" (down to {min(mean):.2f}: off the axes)"
+            axis.plot(iterations, mean, color=color, marker=".", label=f"{label} (n={count})",
+                      linewidth=1 if method == "mle" else 2, alpha=0.6 if method == "mle" else 1.0)
+            if count > 1:
+                axis.fill_between(iterations, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                                  color=color, alpha=0.15)
     mle = result["summary"].get("mle")
     if mle:
-        axis.axhline(mle["nll_oracle_mean"], color="tab:blue", linestyle="--",
+        left.axhline(mle["nll_oracle_mean"], color="tab:blue", linestyle="--",
                      label=f"MLE final ({mle['nll_oracle_mean']:.3f}, {result['settings']['final_samples']} samples)")
-    axis.set_xlabel("adversarial iteration (generator updates after MLE pretraining)")
-    axis.set_ylabel("NLL_oracle (lower is better)")
+        focus.append(mle["nll_oracle_mean"])
+    if focus:
+        span = max(focus) - min(focus)
+        left.set_ylim(min(focus) - 0.15 * span - 0.02, max(focus) + 0.15 * span + 0.02)
     settings = result["settings"]
-    axis.set_title(f"Oracle task, {result['protocol']} protocol: NLL_oracle during training\n"
-                   f"(curve points: {settings['curve_samples']} samples; iteration 0 = end of MLE pretraining)",
-                   fontsize=10)
-    axis.grid(alpha=0.3)
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend(fontsize=8)
+    for axis, ylabel in ((left, "NLL_oracle (lower = better samples)"),
+                         (right, "NLL_test (lower = better coverage of held-out data)")):
+        axis.set_xlabel("adversarial iteration (generator updates after MLE pretraining)")
+        axis.set_ylabel(ylabel)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    figure.suptitle(f"Oracle task, {result['protocol']} protocol (curve points: {settings['curve_samples']} samples, "
+                    f"{settings['curve_test']} test sequences; iteration 0 = end of MLE pretraining)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -507,6 +522,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="which methods to run (MLE pretraining always runs, or is loaded with --pretrained)")
     parser.add_argument("--pretrained", default=None, metavar="DIR",
                         help="load DIR/mle_pretrain-seed<seed> (a previous --save-models DIR) instead of pretraining")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the PNGs from the existing <output-dir>/<stem>.json (no training)")
     parser.add_argument("--plot-every-run", action="store_true", help="redraw the PNGs after every run")
     args = parser.parse_args(argv)
     if args.seeds is None:
@@ -520,6 +537,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         if "=" not in item:
             parser.error(f"--seqgan-override {item!r}: expected FIELD=VALUE")
     return args
+
+
+def draw(result: dict, output_dir: str, stem: str) -> None:
+    """`<stem>_curve.png` (learning curves) and, when there are sweeps, `<stem>_sweep.png` (first swept seed)."""
+    plot_curves(result, os.path.join(output_dir, f"{stem}_curve.png"))
+    if result["sweeps"]:
+        seed = min(s["seed"] for s in result["sweeps"])
+        labels = {"mle": "MLE", "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
+        sweeps = {labels[s["method"]]: s for s in result["sweeps"] if s["seed"] == seed}
+        plot_sweeps(sweeps, os.path.join(output_dir, f"{stem}_sweep.png"),
+                    title=f"Temperature sweep, oracle task ({result['protocol']} protocol, seed {seed})")
+
+
+def replot(args: argparse.Namespace) -> dict:
+    """Redraw the PNGs from `<output-dir>/<stem>.json` without training."""
+    with open(os.path.join(args.output_dir, f"{args.stem}.json")) as handle:
+        result = json.load(handle)
+    draw(result, args.output_dir, args.stem)
+    return result
 
 
 def _coerce_overrides(overrides: dict) -> dict:
@@ -539,6 +575,8 @@ def _coerce_overrides(overrides: dict) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.replot:
+        return replot(args)
     benchmark = Benchmark(args)
     benchmark.seqgan_overrides = _coerce_overrides(benchmark.seqgan_overrides)
     result = benchmark.run()

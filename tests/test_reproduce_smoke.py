@@ -94,3 +94,19 @@ def test_smoke_one_method_from_saved_pretraining(tmp_path):
     assert after["mle"] == before["mle"]  # kept from the first run
     assert after["seqgan"]["curve"][0] == before["seqgan"]["curve"][0]  # same pretrained start point
     assert after["seqgan"]["generator_updates"] == before["seqgan"]["generator_updates"]
+
+
+def test_replot_from_json(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import reproduce_oracle
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "out"
+    reproduce_oracle.main(["--smoke", "--output-dir", str(out)])
+    for name in ("oracle_curve.png", "oracle_sweep.png"):
+        (out / name).unlink()
+    result = reproduce_oracle.main(["--smoke", "--output-dir", str(out), "--replot"])
+    assert result["protocol"] == "cpu-smoke"
+    for name in ("oracle_curve.png", "oracle_sweep.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
