@@ -42,8 +42,9 @@ Protocols (`PROTOCOLS` below has every number):
       ~5 s on one CPU core with the current rollout engine, so 200 would not fit in the hour.
     - curve: NLL_oracle on 2,000 samples and NLL_test on 2,000 test sequences every 5 iterations; final
       numbers use 10,000 samples and the full 10,000-sequence test set, as in the paper.
-  Designed to fit about 60 minutes for 3 seeds on 2 idle CPU cores (about 17 minutes per seed measured
-  with one thread on a shared machine; see docs/RESULTS.md for what was actually run).
+  Designed to fit about 60 minutes for 3 seeds on 2 idle CPU cores: seed 0 with its temperature sweep used
+  ~850 s of CPU time (1,327 s wall on a machine shared with three other jobs), i.e. ~40 CPU-minutes for the
+  3-seed table; see docs/RESULTS.md for what was actually run.
 * `--smoke`: a tiny oracle (vocab 100, T 8), every code path for one or two iterations: under a minute.
 
 `--threads` (default 1): on a 2-core machine shared with other jobs, 2 intra-op threads were measured
