@@ -549,6 +549,10 @@ def draw(result: dict, output_dir: str, stem: str) -> None:
         sweeps = {labels[s["method"]]: s for s in result["sweeps"] if s["seed"] == seed}
         plot_sweeps(sweeps, os.path.join(output_dir, f"{stem}_sweep.png"),
                     title=f"Temperature sweep, oracle task ({result['protocol']} protocol, seed {seed})")
+        if "PG-BLEU" in sweeps and len(sweeps) > 2:  # a collapsing PG-BLEU squashes the others: zoom on them
+            others = {label: sweep for label, sweep in sweeps.items() if label != "PG-BLEU"}
+            plot_sweeps(others, os.path.join(output_dir, f"{stem}_sweep_zoom.png"),
+                        title=f"Temperature sweep without PG-BLEU ({result['protocol']} protocol, seed {seed})")
 
 
 def replot(args: argparse.Namespace) -> dict:
