@@ -1,5 +1,6 @@
 """seqgan_hf: SeqGAN (Yu et al., AAAI 2017) for Hugging Face transformers."""
 
+from .baselines import PGBleuTrainer
 from .config import SeqGANConfig
 from .models import (
     CNNDiscriminatorConfig,
@@ -8,6 +9,7 @@ from .models import (
     LSTMForCausalLM,
 )
 from .oracle import OracleEvaluator, OracleTask
+from .sweep import temperature_sweep
 from .trainer import SeqGANTrainer
 
 __version__ = "0.1.0"
@@ -19,7 +21,9 @@ __all__ = [
     "LSTMForCausalLM",
     "OracleEvaluator",
     "OracleTask",
+    "PGBleuTrainer",
     "SeqGANConfig",
     "SeqGANTrainer",
     "__version__",
+    "temperature_sweep",
 ]

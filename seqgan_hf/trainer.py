@@ -602,10 +602,18 @@ class SeqGANTrainer(Trainer):
             self.log(sample_metrics)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, sample_metrics)
             metrics.update(sample_metrics)
+        self._last_evaluation = (self.state.global_step, metrics)
         return metrics
 
+    _last_evaluation: tuple[int, dict[str, float]] | None = None
+
     def _evaluate_at_phase_end(self) -> None:
-        if self.evaluator is not None or self.eval_dataset is not None:
+        if self.evaluator is None and self.eval_dataset is None:
+            return
+        # An `eval_steps` evaluation may just have run at this very step: reuse it rather than log it twice.
+        if self._last_evaluation is not None and self._last_evaluation[0] == self.state.global_step:
+            self.phase_metrics[self._phase] = self._last_evaluation[1]
+        else:
             self.phase_metrics[self._phase] = self.evaluate()
 
     # ---- logging, saving ---------------------------------------------------------------------------------

@@ -260,3 +260,22 @@ def test_evaluate_reports_held_out_nll_and_evaluator_metrics(tmp_path, text_data
     # Evaluated again at the end of MLE pretraining and at the end of training.
     assert set(trainer.phase_metrics) == {"mle", "adversarial"}
     assert any("eval_probe" in entry for entry in trainer.state.log_history)
+
+
+def test_phase_end_evaluation_is_not_repeated_at_an_eval_step(tmp_path):
+    calls = []
+
+    def evaluator(generator):
+        calls.append(1)
+        return {"probe": 1.0}
+
+    trainer = SeqGANTrainer(
+        model=tiny_lstm(), discriminator=tiny_cnn(),
+        # 4 MLE units, then 1 D round and 2 iterations: eval every 4 units lands on the end of MLE.
+        args=quick_config(tmp_path, eval_strategy="steps", eval_steps=4),
+        train_dataset=oracle_like_dataset(), evaluator=evaluator,
+    )
+    trainer.train()
+    eval_steps = [entry["step"] for entry in trainer.state.log_history if "eval_probe" in entry]
+    assert len(eval_steps) == len(set(eval_steps))  # never two evaluations at one step
+    assert eval_steps[0] == 4 and "mle" in trainer.phase_metrics
