@@ -189,8 +189,3 @@ class SeqGANConfig(TrainingArguments):
         if self.gradient_accumulation_steps != 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")
-
-    @property
-    def total_units(self) -> int:
-        """Training units outside MLE: one per discriminator pretraining round and adversarial iteration."""
-        return self.discriminator_pretrain_rounds + self.adversarial_iterations

@@ -155,22 +155,9 @@ class OracleTask:
         """Generator NLL of the held-out oracle samples (lower = better coverage of the oracle)."""
         if temperature == 1.0:
             return sequence_nll(generator, self.test, self.bos_token_id)
-        return sequence_nll(_Tempered(generator, temperature), self.test, self.bos_token_id)
+        from .sweep import tempered_nll_and_entropy  # sweep imports this module
 
-
-class _Tempered(torch.nn.Module):
-    """A view of a causal LM whose logits are divided by a temperature."""
-
-    def __init__(self, model: torch.nn.Module, temperature: float):
-        super().__init__()
-        self.model = model
-        self.temperature = temperature
-        self.config = model.config
-
-    def forward(self, input_ids: torch.LongTensor, **kwargs):
-        output = self.model(input_ids=input_ids, **kwargs)
-        output.logits = output.logits / self.temperature
-        return output
+        return tempered_nll_and_entropy(generator, self.test, temperature, self.bos_token_id)[0]
 
 
 class OracleEvaluator:

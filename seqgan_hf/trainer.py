@@ -213,7 +213,6 @@ class SeqGANTrainer(Trainer):
             rollout_batch_size=args.rollout_batch_size,
             score_batch_size=args.rollout_batch_size,
         )
-        self.evaluator = evaluator
         # The trainer's own random streams, one pair per process: the sampling stream (sequences and rollouts)
         # and the data stream (which real sequences a D round uses, D batch order). Ranks draw different
         # samples; a checkpoint saves and restores both, with the global RNGs, for every process.
@@ -631,9 +630,9 @@ class SeqGANTrainer(Trainer):
         names = sorted(self._metrics)
         local = torch.tensor([sum(self._metrics[n]) / len(self._metrics[n]) for n in names], device=self.args.device)
         # Global values: every process contributes its mean (same number of updates on every rank); counts add up.
-        means = self.accelerator.reduce(local, reduction="mean").tolist()
-        sums = self.accelerator.reduce(local.clone(), reduction="sum").tolist()
-        logs = {n: (sums[i] if n in self._summed_metrics else means[i]) for i, n in enumerate(names)}
+        sums = self.accelerator.reduce(local, reduction="sum").tolist()
+        processes = self.accelerator.num_processes
+        logs = {n: sums[i] if n in self._summed_metrics else sums[i] / processes for i, n in enumerate(names)}
         logs["phase"] = PHASES[self._phase]
         self._metrics.clear()
         if "mle/loss" in logs:
