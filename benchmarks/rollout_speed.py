@@ -11,6 +11,8 @@ T=20/40/80; B=64, N=16) it measures, alternating the three in every repeat and r
   token, sample the rest with the model's own state/cache (batch B, `torch.multinomial`), score that batch of
   completions; and score the complete sequences once per rollout. The loop over rollouts is the outer loop
   and every iteration does the same work, so one iteration is timed and multiplied by N (`naive_rollouts`);
+* naive_recompute_s (GPT-2 cases): the same loop without any cache, every sampled token re-encoding its whole
+  context (what ports written for RNNs do with a transformer: O(T^3) positions per sequence and rollout);
 * engine_s: `RolloutEngine.__call__` (rollouts + scoring), split into engine_rollout_s and engine_score_s;
 * limit_s: the work no implementation can skip, done the most efficient way PyTorch offers: one
   teacher-forced generator forward over all B*N*(T-1) rollout sequences plus one discriminator forward over
@@ -115,6 +117,28 @@ def naive_rewards(generator, score, sequences: torch.LongTensor, rollout_num: in
 
 
 @torch.no_grad()
+def naive_recompute_rewards(generator, score, sequences: torch.LongTensor, rollout_num: int, rollouts_to_run: int):
+    """`naive_rewards` without any cache: every sampled token re-encodes its whole context from the start token.
+
+    This is what a port does when it samples with plain `model(input_ids)` calls (no `past_key_values` / `cache`),
+    as most SeqGAN ports written for RNNs do when given a transformer: O(T^3) positions per sequence and rollout.
+    """
+    batch, length = sequences.shape
+    bos = sequences.new_full((batch, 1), BOS)
+    rewards = sequences.new_zeros(rollouts_to_run, batch, length, dtype=torch.float32)
+    for i in range(rollouts_to_run):
+        for given in range(1, length):
+            rows = sequences[:, :given]
+            for _ in range(given, length):
+                logits = generator(input_ids=torch.cat([bos, rows], dim=1), use_cache=False).logits[:, -1]
+                token = torch.multinomial(torch.softmax(logits.float(), dim=-1), 1)
+                rows = torch.cat([rows, token], dim=1)
+            rewards[i, :, given - 1] = score(rows)
+        rewards[i, :, length - 1] = score(sequences)
+    return rewards.sum(0) / rollout_num
+
+
+@torch.no_grad()
 def generator_pass(generator, sequences: torch.LongTensor, g_batch: int) -> None:
     """Teacher-forced generator forward (full logits) over `sequences` [R, T], `g_batch` rows at a time."""
     for chunk in sequences.split(g_batch):
@@ -153,7 +177,8 @@ def best_batch(candidates, run, device: str) -> int:
 
 
 def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int, device: str, quick: bool,
-             naive_rollouts: int = 1, with_naive: bool = True, with_limit: bool = True) -> dict:
+             naive_rollouts: int = 1, with_naive: bool = True, with_limit: bool = True,
+             with_recompute: bool = False) -> dict:
     generator, _, score = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
     sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
@@ -168,12 +193,17 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
             lambda size: generator_pass(generator, sub, size), device,
         )
         d_batch = best_batch((256, 1024, 4096), lambda size: discriminator_pass(score, sub, size), device)
-    naive_t, rollout_t, score_t, limit_t, limit_g, limit_d = [], [], [], [], [], []
+    naive_t, recompute_t, rollout_t, score_t, limit_t, limit_g, limit_d = [], [], [], [], [], [], []
     for repeat in range(repeats):
         if with_naive:
             naive_t.append(
                 timed(lambda: naive_rewards(generator, score, sequences, rollout_num, naive_rollouts), device)
                 * rollout_num / naive_rollouts
+            )
+        if with_recompute:
+            recompute_t.append(
+                timed(lambda: naive_recompute_rewards(generator, score, sequences, rollout_num, naive_rollouts),
+                      device) * rollout_num / naive_rollouts
             )
         engine.counter.reset()
         seconds, rollouts = clock(
@@ -199,6 +229,9 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
     if with_naive:
         case.update(naive_s=statistics.median(naive_t), naive_rollouts_timed=naive_rollouts,
                     speedup_vs_naive=statistics.median(naive_t) / case["engine_s"])
+    if with_recompute:
+        case.update(naive_recompute_s=statistics.median(recompute_t),
+                    speedup_vs_naive_recompute=statistics.median(recompute_t) / case["engine_s"])
     if with_limit:
         case.update(limit_s=statistics.median(limit_t), limit_g_batch=g_batch, limit_d_batch=d_batch,
                     limit_generator_s=statistics.median(limit_g), limit_discriminator_s=statistics.median(limit_d),
@@ -402,13 +435,16 @@ def fit_exponent(xs, ys) -> float:
 
 
 def table(cases: list[dict]) -> str:
-    lines = ["| generator | T | B | N | naive s | engine s (rollout + score) | limit s | vs naive | vs limit | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| generator | T | B | N | naive s | naive (no cache) s | engine s (rollout + score) | limit s | vs naive | "
+             "vs naive (no cache) | vs limit | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         lines.append(
             f"| {c['generator']} | {c['T']} | {c['B']} | {c['N']} | {c.get('naive_s', float('nan')):.2f} | "
+            f"{c.get('naive_recompute_s', float('nan')):.2f} | "
             f"{c['engine_s']:.2f} ({c['engine_rollout_s']:.2f} + {c['engine_score_s']:.2f}) | "
             f"{c.get('limit_s', float('nan')):.2f} | {c.get('speedup_vs_naive', float('nan')):.1f}x | "
+            f"{c.get('speedup_vs_naive_recompute', float('nan')):.1f}x | "
             f"{c.get('ratio_to_limit', float('nan')):.2f}x | {c.get('peak_mem_mb', float('nan')):.0f} |"
         )
     return "\n".join(lines)
@@ -422,7 +458,7 @@ def run_all(device: str, quick: bool) -> dict:
     plan = [("lstm", 20)] + [("gpt2", length) for length in gpt2_lengths]
     for kind, length in plan:
         start = time.perf_counter()
-        case = run_case(kind, length, batch, rollout_num, repeats, device, quick)
+        case = run_case(kind, length, batch, rollout_num, repeats, device, quick, with_recompute=kind == "gpt2")
         memory = peak_memory(kind, length, batch, rollout_num, device, quick)
         case["peak_mem_mb"] = memory.get("cuda_max_allocated_mb", memory["peak_rss_mb"])
         case["memory"] = memory
@@ -431,7 +467,10 @@ def run_all(device: str, quick: bool) -> dict:
     gpt2 = [c for c in cases if c["generator"] == "gpt2"]
     scaling = {"gpt2_T": {"T": [c["T"] for c in gpt2], "engine_s": [c["engine_s"] for c in gpt2],
                           "exponent_engine": fit_exponent([c["T"] for c in gpt2], [c["engine_s"] for c in gpt2]),
-                          "exponent_naive": fit_exponent([c["T"] for c in gpt2], [c["naive_s"] for c in gpt2])}}
+                          "exponent_naive": fit_exponent([c["T"] for c in gpt2], [c["naive_s"] for c in gpt2]),
+                          "naive_recompute_s": [c["naive_recompute_s"] for c in gpt2],
+                          "exponent_naive_recompute": fit_exponent([c["T"] for c in gpt2],
+                                                                   [c["naive_recompute_s"] for c in gpt2])}}
     n_length = gpt2_lengths[len(gpt2_lengths) // 2]
     n_values = (2, 4) if quick else (4, 8, 16)
     n_times = [

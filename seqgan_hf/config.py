@@ -129,6 +129,13 @@ class SeqGANConfig(TrainingArguments):
         default=4096,
         metadata={"help": "Rows per generator forward during rollouts; bounds memory, never changes results."},
     )
+    score_batch_size: int = field(
+        default=4096,
+        metadata={
+            "help": "Most sequences per discriminator forward when scoring rollouts; bounds memory, never changes "
+            "results. On CPU the engine further caps each forward at about 8192 tokens (faster: stays in cache)."
+        },
+    )
     reward_baseline: str = field(
         default="none",
         metadata={
@@ -148,7 +155,9 @@ class SeqGANConfig(TrainingArguments):
         def fail(name: str, problem: str, fix: str) -> None:
             raise ValueError(f"SeqGANConfig.{name}: {problem}. {fix}")
 
-        for name in ("sequence_length", "rollout_num", "rollout_batch_size", "discriminator_batch_size"):
+        for name in (
+            "sequence_length", "rollout_num", "rollout_batch_size", "score_batch_size", "discriminator_batch_size"
+        ):
             if getattr(self, name) < 1:
                 fail(name, f"got {getattr(self, name)}", "Set it to a positive integer.")
         for name in (
