@@ -6,7 +6,9 @@ A checkpoint `output_dir/checkpoint-<global_step>/` holds:
   `save_model` writes them (so a checkpoint is itself a loadable model);
 * `seqgan_state.pt`: phase and position in it, both optimizers and schedulers of the generator (MLE and
   adversarial), the discriminator's optimizer and scheduler, the delayed rollout policy (if used), the moving
-  reward baseline (if used), and the metrics evaluated at the end of each phase;
+  reward baseline (if used), and the metrics evaluated at the end of each phase. Under FSDP2 the optimizer
+  states are gathered whole from every process (keyed by parameter name) and each process takes back its shard
+  on resume;
 * `rng_state_<rank>.pth` for every process: Python, NumPy, torch CPU (and CUDA) RNG states and the trainer's
   own sampling / data generators. All of it is gathered to, and written by, the main process only;
 * `trainer_state.json` (the Trainer's `TrainerState`, log history included).

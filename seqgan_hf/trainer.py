@@ -211,7 +211,7 @@ class SeqGANTrainer(Trainer):
             rollout_num=args.rollout_num,
             temperature=args.temperature,
             rollout_batch_size=args.rollout_batch_size,
-            score_batch_size=args.rollout_batch_size,
+            score_batch_size=args.score_batch_size,
         )
         # The trainer's own random streams, one pair per process: the sampling stream (sequences and rollouts)
         # and the data stream (which real sequences a D round uses, D batch order). Ranks draw different
@@ -287,6 +287,20 @@ class SeqGANTrainer(Trainer):
                 "with three optimizers, and accelerate's DeepSpeed integration wraps one model and one optimizer "
                 "per engine. Use DDP (recipes/accelerate/multi_gpu.yaml) or FSDP2 (recipes/accelerate/fsdp2.yaml)."
             )
+        self._check_launch()
+        if self._is_fsdp2():
+            # Full-parameter replicas of G and D (plain modules, never sharded) for everything that runs outside
+            # the models' forward(): sampling, Monte Carlo rollouts (the LSTM's prefix_states/step), scoring by D,
+            # evaluation, the delayed rollout policy's update, the finite check. Refreshed from the sharded
+            # models after their updates (`_full_model`); no FSDP hook or collective runs inside a rollout.
+            self._replicas = {
+                name: copy.deepcopy(module).to(args.device).eval().requires_grad_(False)
+                for name, module in (("generator", self.model), ("discriminator", self.discriminator))
+            }
+            self._stale = {"generator", "discriminator"}
+        if args.rollout_policy == "delayed" and self.rollout_model is None:
+            # Copied before prepare(): a plain module under every setup (FSDP2 shards the model in place).
+            self.rollout_model = copy.deepcopy(self.model).to(args.device).eval().requires_grad_(False)
         # One model per prepare() call (FSDP2 accepts no more), each with its optimizers.
         self.model_wrapped, self.mle_optimizer, self.optimizer = self.accelerator.prepare(
             self.model, self.mle_optimizer, self.optimizer
@@ -296,8 +310,89 @@ class SeqGANTrainer(Trainer):
         )
         self.model = self.accelerator.unwrap_model(self.model_wrapped)
         self.discriminator = self.accelerator.unwrap_model(self.discriminator_wrapped)
-        if args.rollout_policy == "delayed" and self.rollout_model is None:
-            self.rollout_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def _check_launch(self) -> None:
+        """Refuse launches that accelerate would silently run as something else than asked."""
+        from accelerate.utils import DistributedType
+
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.accelerator.num_processes != launched:
+            # E.g. a GPU config (multi_gpu.yaml, fsdp2.yaml) launched on a machine without GPUs: torchrun starts
+            # the processes, but accelerate finds no device and makes each of them a lone process 0, which would
+            # all train alone and all write output_dir.
+            raise RuntimeError(
+                f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate set up "
+                f"{self.accelerator.num_processes} ({self.accelerator.distributed_type}): each process would train "
+                "alone and write the same output_dir. On a machine without GPUs launch with ACCELERATE_USE_CPU=1 "
+                "(or `--cpu`) and recipes/accelerate/cpu_2proc.yaml."
+            )
+        if (os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+                and self.accelerator.distributed_type != DistributedType.FSDP):
+            # accelerate enables FSDP only for device process groups (MULTI_GPU/XPU/NPU/...), never MULTI_CPU.
+            logger.warning(
+                "An FSDP accelerate config was given, but accelerate runs this launch as %s (it enables FSDP only "
+                "on accelerator devices, not with ACCELERATE_USE_CPU=1): models are NOT sharded; training proceeds "
+                "as plain data parallelism.", self.accelerator.distributed_type,
+            )
+
+    # ---- FSDP2: full-parameter replicas -------------------------------------------------------------------
+
+    _replicas: dict[str, nn.Module] = {}  # replaced (never mutated) by _setup_models under FSDP2
+    _stale: set[str] = set()
+
+    def _is_fsdp2(self) -> bool:
+        return bool(getattr(self.accelerator, "is_fsdp2", False))
+
+    def _full_model(self, name: str) -> nn.Module:
+        """The generator ("generator") or discriminator ("discriminator") with full, current parameters.
+
+        Without FSDP2 that is the model itself. Under FSDP2 it is a plain replica, refreshed from the sharded
+        model when an update changed it since: a collective, which every process reaches at the same point
+        because every process runs the same sequence of updates."""
+        if not self._replicas:
+            return self.model if name == "generator" else self.discriminator
+        replica = self._replicas[name]
+        if name in self._stale:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            sharded = self.model if name == "generator" else self.discriminator
+            full = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
+            replica.load_state_dict(full)
+            self._stale = self._stale - {name}
+        return replica
+
+    def _optimizer_state(self, model: nn.Module, optimizer) -> dict:
+        """`optimizer.state_dict()`; under FSDP2 the full (unsharded) state, gathered from every process (a
+        collective: call it on all of them; the main process receives the state, the others an empty dict)."""
+        if not self._is_fsdp2():
+            return optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(
+            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+
+    def _load_optimizer_state(self, model: nn.Module, optimizer, state: dict) -> None:
+        """Inverse of `_optimizer_state`: under FSDP2 every process takes its shard of the full state."""
+        if not self._is_fsdp2():
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+    def _load_model_weights(self, model: nn.Module, folder: str) -> None:
+        """`_load_weights`; under FSDP2 each process keeps its shard of the full weights."""
+        if not self._is_fsdp2():
+            _load_weights(model, folder)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        missing, unexpected = set_model_state_dict(
+            model, _read_weights(folder), options=StateDictOptions(full_state_dict=True, strict=False)
+        )
+        _check_loaded(model, folder, missing, unexpected)
+        self._stale = {"generator", "discriminator"}
 
     # ---- training ----------------------------------------------------------------------------------------
 
@@ -431,6 +526,8 @@ class SeqGANTrainer(Trainer):
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if self._replicas:
+            self._stale = self._stale | {"discriminator" if optimizer is self.discriminator_optimizer else "generator"}
 
     def _position(self) -> str:
         """Where training is, in words, for error messages."""
@@ -447,7 +544,7 @@ class SeqGANTrainer(Trainer):
 
     def _check_finite(self, what: str, *tensors: torch.Tensor) -> None:
         """Raise `NonFiniteError` on every process if any process holds a NaN/inf in `tensors`."""
-        bad = any(not bool(torch.isfinite(t.detach()).all()) for t in tensors)
+        bad = any(not bool(torch.isfinite(_full_tensor(t.detach())).all()) for t in tensors)
         if self.args.world_size > 1:  # every process must stop together, or the others hang in a collective
             flag = torch.tensor([1.0 if bad else 0.0], device=self.accelerator.device)
             bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
@@ -463,12 +560,12 @@ class SeqGANTrainer(Trainer):
 
     def _score(self, sequences: torch.LongTensor) -> torch.Tensor:
         with self.accelerator.autocast():
-            return self.critic.score(self.discriminator, sequences)
+            return self.critic.score(self._full_model("discriminator"), sequences)
 
     def _generator_step(self) -> None:
         """One REINFORCE update: sample, reward every token by Monte Carlo search, ascend log-prob * reward."""
         args = self.args
-        generator = self.model
+        generator = self._full_model("generator")  # full parameters for the LSTM's step/prefix_states
         generator.eval()
         with self.accelerator.autocast():
             sequences = self.rollout_engine.sample(
@@ -476,7 +573,7 @@ class SeqGANTrainer(Trainer):
             )
             policy = self.rollout_model if self.rollout_model is not None else generator
             rewards = self.rollout_engine(policy, sequences, self._score, generator=self.sampling_generator)
-        generator.train()
+        self.model.train()
         self._check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         advantages = self._apply_baseline(rewards, keep)
@@ -524,7 +621,7 @@ class SeqGANTrainer(Trainer):
     def _update_rollout_model(self) -> None:
         """theta_roll <- rate * theta_roll + (1 - rate) * theta_G (the paper's delayed rollout policy)."""
         rate = self.args.rollout_update_rate
-        for rollout_param, param in zip(self.rollout_model.parameters(), self.model.parameters()):
+        for rollout_param, param in zip(self.rollout_model.parameters(), self._full_model("generator").parameters()):
             rollout_param.mul_(rate).add_(param.detach(), alpha=1.0 - rate)
 
     # ---- the discriminator -----------------------------------------------------------------------------
@@ -534,7 +631,7 @@ class SeqGANTrainer(Trainer):
         args = self.args
         device = self.accelerator.device
         count = self._num_negatives()
-        generator = self.model
+        generator = self._full_model("generator")
         generator.eval()
         with torch.no_grad(), self.accelerator.autocast():
             negatives = torch.cat([
@@ -543,7 +640,7 @@ class SeqGANTrainer(Trainer):
                 )
                 for start in range(0, count, args.rollout_batch_size)
             ])
-        generator.train()
+        self.model.train()
         # Each process takes its own random positives: ranks see different data, as with a sharded loader.
         rng = self.data_generator
         chosen = torch.randperm(len(self.real), generator=rng)[:count] if count <= len(self.real) else torch.randint(
@@ -562,7 +659,8 @@ class SeqGANTrainer(Trainer):
                 inputs = self.critic.encode(sequences[batch_index], device)
                 with self.accelerator.autocast():
                     logits = discriminator(**inputs).logits
-                    loss = self.critic.loss(logits, batch_labels) + regularization_loss(self.discriminator)
+                    # Outside forward(): under FSDP2 a sharded (DTensor) sum, made whole on every process.
+                    loss = self.critic.loss(logits, batch_labels) + _full_tensor(regularization_loss(self.discriminator))
                 self._update(
                     loss, discriminator, self.discriminator_optimizer, self.discriminator_scheduler, "discriminator loss"
                 )
@@ -595,7 +693,8 @@ class SeqGANTrainer(Trainer):
             metrics.update(super().evaluate(eval_dataset, ignore_keys, metric_key_prefix))
         if self.evaluator is not None:
             was_training = self.model.training
-            sample_metrics = {f"{metric_key_prefix}_{name}": value for name, value in self.evaluator(self.model).items()}
+            generator = self._full_model("generator")
+            sample_metrics = {f"{metric_key_prefix}_{name}": value for name, value in self.evaluator(generator).items()}
             self.model.train(was_training)
             sample_metrics[f"{metric_key_prefix}_phase"] = PHASES[self._phase]
             self.log(sample_metrics)
@@ -671,7 +770,10 @@ class SeqGANTrainer(Trainer):
         return {"sampling": self.sampling_generator, "data": self.data_generator}
 
     def _seqgan_state(self) -> dict:
-        """Everything besides weights and RNGs that the run needs to continue (see `seqgan_hf.checkpoint`)."""
+        """Everything besides weights and RNGs that the run needs to continue (see `seqgan_hf.checkpoint`).
+
+        Under FSDP2 the optimizer states are gathered whole (a collective: every process calls this; only the
+        main process's return value holds them)."""
         return {
             "format": 1,
             "global_step": self.state.global_step,
@@ -679,11 +781,12 @@ class SeqGANTrainer(Trainer):
             "mle_steps": self._mle_steps,
             "discriminator_pretrain_rounds": self.args.discriminator_pretrain_rounds,
             "world_size": self.args.world_size,
-            "mle_optimizer": self.mle_optimizer.state_dict(),
+            "optimizer_layout": "full_fsdp2" if self._is_fsdp2() else "plain",
+            "mle_optimizer": self._optimizer_state(self.model, self.mle_optimizer),
             "mle_scheduler": self.mle_scheduler.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self._optimizer_state(self.model, self.optimizer),
             "lr_scheduler": self.lr_scheduler.state_dict(),
-            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "discriminator_optimizer": self._optimizer_state(self.discriminator, self.discriminator_optimizer),
             "discriminator_scheduler": self.discriminator_scheduler.state_dict(),
             "rollout_model": None if self.rollout_model is None else self.rollout_model.state_dict(),
             "reward_baseline": self.reward_baseline,
@@ -702,8 +805,9 @@ class SeqGANTrainer(Trainer):
 
         rng_states = gather_object([ckpt.rng_state(self._generators())])
         self.save_model(tmp_dir, _internal_call=True)  # weights are checked finite first; ends with a barrier
+        seqgan_state = self._seqgan_state()  # on every process: a collective under FSDP2
         if args.should_save:
-            torch.save(self._seqgan_state(), os.path.join(tmp_dir, ckpt.SEQGAN_STATE_NAME))
+            torch.save(seqgan_state, os.path.join(tmp_dir, ckpt.SEQGAN_STATE_NAME))
             for rank, state in enumerate(rng_states):
                 torch.save(state, ckpt.rng_file(tmp_dir, rank))
             for cb in [cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)]:
@@ -756,17 +860,24 @@ class SeqGANTrainer(Trainer):
                 "%s was written by %d processes and is resumed on %d: training continues, but not bitwise "
                 "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
             )
-        _load_weights(self.model, checkpoint)
-        _load_weights(self.discriminator, os.path.join(checkpoint, "discriminator"))
-        self.mle_optimizer.load_state_dict(state["mle_optimizer"])
+        layout = "full_fsdp2" if self._is_fsdp2() else "plain"
+        if state.get("optimizer_layout", "plain") != layout:
+            raise ValueError(
+                f"{checkpoint} holds optimizer states of a {'non-' if layout == 'full_fsdp2' else ''}FSDP2 run, "
+                f"and this run {'is' if layout == 'full_fsdp2' else 'is not'} under FSDP2: resume it with the "
+                "accelerate config it was written with."
+            )
+        self._load_model_weights(self.model, checkpoint)
+        self._load_model_weights(self.discriminator, os.path.join(checkpoint, "discriminator"))
+        self._load_optimizer_state(self.model, self.mle_optimizer, state["mle_optimizer"])
         self.mle_scheduler.load_state_dict(state["mle_scheduler"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self._load_optimizer_state(self.discriminator, self.discriminator_optimizer, state["discriminator_optimizer"])
         self.discriminator_scheduler.load_state_dict(state["discriminator_scheduler"])
         if state["rollout_model"] is not None:
             if self.rollout_model is None:
-                self.rollout_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+                self.rollout_model = copy.deepcopy(self._full_model("generator")).eval().requires_grad_(False)
             self.rollout_model.load_state_dict(state["rollout_model"])
         baseline = state["reward_baseline"]
         self.reward_baseline = None if baseline is None else baseline.to(self.args.device)
@@ -800,8 +911,8 @@ class SeqGANTrainer(Trainer):
     # ---- saving and pushing -------------------------------------------------------------------------------
 
     def _check_weights_finite(self, where: str) -> None:
-        bad = [f"generator.{n}" for n in ckpt.non_finite_parameters(self.model)]
-        bad += [f"discriminator.{n}" for n in ckpt.non_finite_parameters(self.discriminator)]
+        bad = [f"generator.{n}" for n in ckpt.non_finite_parameters(self._full_model("generator"))]
+        bad += [f"discriminator.{n}" for n in ckpt.non_finite_parameters(self._full_model("discriminator"))]
         if bad:
             raise NonFiniteError(
                 f"Refusing to {where}: non-finite values in {bad[:5]}{' ...' if len(bad) > 5 else ''}. Nothing was "
@@ -820,9 +931,20 @@ class SeqGANTrainer(Trainer):
         self._check_weights_finite(f"save to {output_dir}")
         generator_code = _declare_remote_code(self.model)
         discriminator_code = _declare_remote_code(self.discriminator)
-        super().save_model(output_dir, _internal_call=True)
-        # Full (gathered) weights of D: a collective under FSDP, so every process takes part.
-        discriminator_state = self.accelerator.get_state_dict(getattr(self, "discriminator_wrapped", self.discriminator))
+        if self._is_fsdp2():
+            # The full weights are the replicas', current after the finite check above. (Not the Trainer's FSDP
+            # save: accelerate gathers with cpu_offload=True, whose tensors safetensors rejects on CPU processes
+            # with "Attempted to access the data pointer on an invalid python storage".)
+            self._save(output_dir, state_dict=self._full_model("generator").state_dict())
+            if self.args.should_save:
+                _fix_architectures(os.path.join(output_dir, "config.json"), self.model)
+            discriminator_state = self._full_model("discriminator").state_dict()
+        else:
+            super().save_model(output_dir, _internal_call=True)
+            # Full (gathered) weights of D: a collective under FSDP, so every process takes part.
+            discriminator_state = self.accelerator.get_state_dict(
+                getattr(self, "discriminator_wrapped", self.discriminator)
+            )
         if self.args.should_save:
             if generator_code is not None:
                 shutil.copyfile(generator_code, os.path.join(output_dir, os.path.basename(generator_code)))
@@ -830,6 +952,8 @@ class SeqGANTrainer(Trainer):
             self.accelerator.unwrap_model(self.discriminator).save_pretrained(
                 discriminator_dir, state_dict=discriminator_state
             )
+            if self._is_fsdp2():
+                _fix_architectures(os.path.join(discriminator_dir, "config.json"), self.discriminator)
             if discriminator_code is not None:
                 # In discriminator/ (a self-contained model folder) and at the root: transformers resolves remote
                 # code at the repo root even when loading with subfolder="discriminator".
@@ -881,8 +1005,9 @@ class SeqGANTrainer(Trainer):
             not name_or_path.startswith((".", "/", "~")) else None
         card = build_model_card(
             model_name=model_name or Path(self.args.output_dir).name,
-            generator=self.model,
-            discriminator=self.discriminator,
+            # Under FSDP2 the replicas (their class is the model's own, not FSDP's; no collective needed here).
+            generator=self._replicas.get("generator", self.model),
+            discriminator=self._replicas.get("discriminator", self.discriminator),
             args=self.args,
             phase_metrics=self.phase_metrics,
             base_model=base_model,
@@ -966,20 +1091,55 @@ def _declare_remote_code(model: nn.Module) -> str | None:
 
     auto_classes = {LSTMForCausalLM: "AutoModelForCausalLM", CNNForSequenceClassification: "AutoModelForSequenceClassification"}
     model = getattr(model, "module", model)
-    auto_class = auto_classes.get(type(model))
+    model_class = _model_class(model)
+    auto_class = auto_classes.get(model_class)
     if auto_class is None:
         return None
-    source = sys.modules[type(model).__module__].__file__
+    source = sys.modules[model_class.__module__].__file__
     stem = Path(source).stem
     model.config.auto_map = {
         "AutoConfig": f"{stem}.{type(model.config).__name__}",
-        auto_class: f"{stem}.{type(model).__name__}",
+        auto_class: f"{stem}.{model_class.__name__}",
     }
     return source
 
 
+def _model_class(model: nn.Module) -> type:
+    """The model's own class: FSDP2's `fully_shard` swaps in a subclass (`FSDP<Name>`) of it and `FSDPModule`."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return next(cls for cls in type(model).__mro__ if not issubclass(cls, FSDPModule))
+
+
+def _fix_architectures(config_file: str, model: nn.Module) -> None:
+    """`save_pretrained` records `type(model).__name__`, which under FSDP2 is the `FSDP<Name>` subclass."""
+    import json
+
+    if not os.path.isfile(config_file):
+        return
+    with open(config_file) as handle:
+        config = json.load(handle)
+    config["architectures"] = [_model_class(model).__name__]
+    with open(config_file, "w") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def _full_tensor(value):
+    """A DTensor (FSDP2: a sharded parameter or a value computed from one) as a whole tensor; others unchanged."""
+    from torch.distributed.tensor import DTensor
+
+    return value.full_tensor() if isinstance(value, DTensor) else value
+
+
 def _load_weights(model: nn.Module, folder: str) -> None:
     """Load `save_pretrained` weights (single file or sharded safetensors) into `model` in place."""
+    missing, unexpected = model.load_state_dict(_read_weights(folder), strict=False)
+    _check_loaded(model, folder, missing, unexpected)
+
+
+def _read_weights(folder: str) -> dict[str, torch.Tensor]:
+    """The full weights `save_pretrained` wrote to `folder` (single file or sharded safetensors)."""
     import json
 
     from safetensors.torch import load_file
@@ -996,7 +1156,10 @@ def _load_weights(model: nn.Module, folder: str) -> None:
             state.update(load_file(os.path.join(folder, shard)))
     else:
         raise FileNotFoundError(f"No model.safetensors(.index.json) in {folder}: the checkpoint is incomplete.")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    return state
+
+
+def _check_loaded(model: nn.Module, folder: str, missing: list[str], unexpected: list[str]) -> None:
     tied = set(getattr(model, "_tied_weights_keys", None) or ())
     missing = [name for name in missing if name not in tied]
     if missing or unexpected:

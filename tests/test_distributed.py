@@ -200,3 +200,153 @@ def test_two_process_run_resumes_bitwise_with_the_plain_cli(launched, tmp_path) 
             assert torch.equal(actual[key], expected[key]), f"{reference}.{key}"
     state = json.loads((resumed / "checkpoint-13" / "trainer_state.json").read_text())
     assert state["global_step"] == 13 and any("mle/loss" in entry for entry in state["log_history"])
+
+
+# ---- FSDP2 on two CPU processes -------------------------------------------------------------------------------
+
+FSDP2_CPU_CONFIG = REPO / "recipes" / "accelerate" / "fsdp2_cpu_2proc.yaml"
+
+# accelerate 1.15 never enables FSDP for a CPU (MULTI_CPU, gloo) launch: its AcceleratorState turns an FSDP config
+# into FSDP only for device process groups. torch's fully_shard does run on CPU over gloo, so this wrapper makes
+# AcceleratorState do for MULTI_CPU what it does for MULTI_GPU (distributed_type FSDP, the env-built plugin kept),
+# then runs the CLI; everything after that is accelerate's and SeqGANTrainer's own FSDP2 code path.
+FSDP2_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+from accelerate.state import AcceleratorState, PartialState
+from accelerate.utils import DistributedType
+
+_init = AcceleratorState.__init__
+def _init_fsdp_on_cpu(self, *args, fsdp_plugin=None, **kwargs):
+    _init(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+    if self.distributed_type == DistributedType.MULTI_CPU and fsdp_plugin is not None:
+        self.distributed_type = DistributedType.FSDP
+        self.fsdp_plugin = fsdp_plugin
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # what later AcceleratorState()s copy
+AcceleratorState.__init__ = _init_fsdp_on_cpu
+
+import seqgan_hf.cli as cli
+from seqgan_hf import SeqGANTrainer
+from torch.distributed.tensor import DTensor
+
+observe, argv = Path(sys.argv[1]), sys.argv[2:]
+seen = {}
+train = SeqGANTrainer.train
+def capture(self, *args, **kwargs):
+    seen["trainer"] = self
+    return train(self, *args, **kwargs)
+SeqGANTrainer.train = capture
+
+cli.main(["train", *argv])
+
+trainer, rank = seen["trainer"], int(os.environ["RANK"])
+params = {f"{name}.{key}": value for name, model in (("generator", trainer.model), ("discriminator", trainer.discriminator))
+          for key, value in model.named_parameters()}
+observe.mkdir(parents=True, exist_ok=True)
+(observe / f"rank{rank}.json").write_text(json.dumps({
+    "distributed_type": str(trainer.accelerator.distributed_type), "is_fsdp2": trainer.accelerator.is_fsdp2,
+    "global_step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+    "sharded": {key: isinstance(value, DTensor) for key, value in params.items()},
+    "local_shapes": {key: list(value.to_local().shape) for key, value in params.items() if isinstance(value, DTensor)},
+}))
+"""
+
+
+def _launch_fsdp2(work: Path, output_dir: Path, observe: Path, *extra: str) -> None:
+    script = work / "fsdp2_script.py"
+    script.write_text(FSDP2_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
+    command = [
+        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(FSDP2_CPU_CONFIG),
+        "--main_process_port", str(_free_port()), str(script), str(observe),
+        "--config", str(RECIPE), "--output_dir", str(output_dir), "--rollout_policy", "delayed", *extra,
+    ]
+    proc = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+
+
+@pytest.fixture(scope="module")
+def launched_fsdp2(tmp_path_factory) -> tuple[Path, Path]:
+    """The smoke recipe on 2 CPU processes under FSDP2; return (output_dir, per-rank observations folder)."""
+    work = tmp_path_factory.mktemp("fsdp2")
+    output_dir, observe = work / "out", work / "observe"
+    _launch_fsdp2(work, output_dir, observe)
+    return output_dir, observe
+
+
+def test_fsdp2_two_cpu_processes_shard_train_save_and_resume(launched_fsdp2, tmp_path) -> None:
+    output_dir, observe = launched_fsdp2
+    infos = [json.loads((observe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for info in infos:
+        assert info["distributed_type"] == "DistributedType.FSDP" and info["is_fsdp2"]
+        assert info["global_step"] == info["max_steps"] == 13
+        assert all(info["sharded"].values()), "every parameter of G and D is an FSDP2 shard (DTensor)"
+    # Really sharded: the two ranks' local pieces of the embedding add up to its rows.
+    rows = [info["local_shapes"]["generator.embed_tokens.weight"][0] for info in infos]
+    assert sum(rows) == yaml.safe_load(RECIPE.read_text())["vocab_size"] and all(r < sum(rows) for r in rows)
+
+    # save_model wrote full weights (not a shard), under the models' own class names, and they load and generate.
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    import seqgan_hf  # noqa: F401  (registers the paper's models)
+
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["architectures"] == ["LSTMForCausalLM"] and "AutoModelForCausalLM" in config["auto_map"]
+    generator = AutoModelForCausalLM.from_pretrained(output_dir).eval()
+    assert generator.embed_tokens.weight.shape[0] == sum(rows)
+    prompt = torch.full((3, 1), generator.config.bos_token_id)
+    with torch.no_grad():
+        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
+    assert out.shape == (3, 1 + yaml.safe_load(RECIPE.read_text())["sequence_length"])
+    discriminator = AutoModelForSequenceClassification.from_pretrained(output_dir / "discriminator")
+    assert type(discriminator).__name__ == "CNNForSequenceClassification"
+
+    # Checkpoints hold the full optimizer state of every rank (gathered, unsharded), keyed by parameter name.
+    state = torch.load(output_dir / "checkpoint-10" / "seqgan_state.pt", map_location="cpu", weights_only=False)
+    assert state["optimizer_layout"] == "full_fsdp2"
+    weights = load_file(output_dir / "checkpoint-10" / "discriminator" / "model.safetensors")
+    d_state = state["discriminator_optimizer"]["state"]
+    assert set(d_state) == set(weights)
+    for key, moments in d_state.items():
+        assert moments["exp_avg"].shape == weights[key].shape and moments["exp_avg_sq"].abs().sum() > 0, key
+
+    # Resume on 2 processes from checkpoint-10 (D pretraining -> adversarial: D's Adam state matters): same result.
+    import shutil
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(output_dir / "checkpoint-10", resumed / "checkpoint-10")
+    _launch_fsdp2(tmp_path, resumed, tmp_path / "observe", "--resume_from_checkpoint", "latest")
+    for saved in ("model.safetensors", "discriminator/model.safetensors"):
+        actual, expected = load_file(resumed / saved), load_file(output_dir / saved)
+        for key in expected:
+            assert torch.equal(actual[key], expected[key]), f"{saved}: {key}"
+
+
+def test_fsdp2_mle_matches_ddp_bitwise(launched, launched_fsdp2) -> None:
+    """Same recipe, same seed: through MLE (checkpoint-5) the FSDP2 generator equals the DDP one bit for bit, so
+    FSDP2's reduce-scatter averages the two ranks' gradients as DDP's all-reduce does."""
+    ddp, fsdp2 = (load_file(out / "checkpoint-5" / "model.safetensors") for out in (launched[0], launched_fsdp2[0]))
+    assert ddp.keys() == fsdp2.keys()
+    for key in ddp:
+        assert torch.equal(ddp[key], fsdp2[key]), key
+
+
+def test_launch_that_accelerate_would_silently_change_is_refused_or_flagged(monkeypatch, caplog) -> None:
+    """A GPU config on a machine without GPUs makes every process a lone process 0 (refused); an FSDP config with
+    ACCELERATE_USE_CPU=1 runs as plain DDP (warned): accelerate 1.15 enables FSDP only on device process groups."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from seqgan_hf import SeqGANTrainer
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    alone = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1, distributed_type=DistributedType.NO))
+    with pytest.raises(RuntimeError, match="each process would train alone"):
+        SeqGANTrainer._check_launch(alone)
+    ddp = SimpleNamespace(accelerator=SimpleNamespace(num_processes=2, distributed_type=DistributedType.MULTI_CPU))
+    with caplog.at_level("WARNING", logger="seqgan_hf.trainer"):
+        SeqGANTrainer._check_launch(ddp)
+    assert "NOT sharded" in caplog.text
