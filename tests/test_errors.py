@@ -29,6 +29,7 @@ def ids_dataset(rows):
         ({"num_negatives": 0}, "num_negatives"),
         ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps"),
         ({"sequence_length": 0}, "sequence_length"),
+        ({"score_batch_size": 0}, "score_batch_size"),
     ],
 )
 def test_invalid_config_names_the_field(tmp_path, overrides, field):

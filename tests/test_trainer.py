@@ -224,6 +224,25 @@ def test_each_phase_can_be_skipped(tmp_path):
     assert not any("mle/loss" in entry for entry in trainer.state.log_history)
 
 
+def test_rollout_and_score_batch_sizes_bound_the_forwards(tmp_path):
+    discriminator = tiny_cnn()
+    scored_batches = []
+    discriminator.register_forward_pre_hook(
+        lambda module, args, kwargs: scored_batches.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    trainer = SeqGANTrainer(
+        model=tiny_lstm(), discriminator=discriminator,
+        args=quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, adversarial_iterations=1,
+                          d_steps=0, rollout_batch_size=5, score_batch_size=3),
+        train_dataset=oracle_like_dataset(),
+    )
+    assert trainer.rollout_engine.rollout_batch_size == 5
+    trainer.train()
+    # One g-step: B*N*(T-1) rollouts + B sequences scored, never more than 3 at a time.
+    assert sum(scored_batches) == 8 * 2 * 5 + 8
+    assert max(scored_batches) == 3
+
+
 def test_delayed_rollout_policy_moves_towards_the_generator(tmp_path):
     trainer = SeqGANTrainer(
         model=tiny_lstm(), discriminator=tiny_cnn(),
