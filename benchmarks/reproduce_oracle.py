@@ -11,6 +11,9 @@ from `--oracle-params FILE.npz`) and for every seed of `--seeds`, it trains and 
 * `random`: the untrained generator (the paper's N(0, 0.1^2) initialisation);
 * `mle`: MLE pretraining, then as many further MLE updates as SeqGAN makes g-steps, so that MLE and SeqGAN
   get the same total number of generator updates (mle_epochs * batches + adversarial_iterations * g_steps);
+* `ss`: scheduled sampling (Bengio et al., 2015) instead of MLE, from the untrained generator, for the same total
+  number of updates as `mle`: each input token is the model's own sample with a probability rising linearly
+  from 0 to `ss_probability` (exact, step by step, for the LSTM; `seqgan_hf.baselines.ScheduledSamplingTrainer`);
 * `pg_bleu`: from the same MLE-pretrained generator, policy gradient with Monte Carlo rollouts whose reward is
   BLEU-4 against the training set (no discriminator), same number of g-steps;
 * `seqgan`: from the same MLE-pretrained generator, discriminator pretraining then adversarial training.
@@ -84,11 +87,11 @@ from seqgan_hf import (  # noqa: E402
     SeqGANConfig,
     SeqGANTrainer,
 )
-from seqgan_hf.baselines import PGBleuTrainer, mle_baseline_trainer  # noqa: E402
+from seqgan_hf.baselines import PGBleuTrainer, mle_baseline_trainer, scheduled_sampling_trainer  # noqa: E402
 from seqgan_hf.models.cnn import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS  # noqa: E402
 from seqgan_hf.sweep import plot_sweeps, temperature_sweep  # noqa: E402
 
-METHODS = ("random", "mle", "pg_bleu", "seqgan")
+METHODS = ("random", "mle", "ss", "pg_bleu", "seqgan")
 PAPER_TABLE1 = {"random": 10.310, "mle": 9.038, "ss": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 
 PROTOCOLS: dict[str, dict] = {
@@ -98,7 +101,7 @@ PROTOCOLS: dict[str, dict] = {
         d_embedding_dim=64, d_filter_sizes=list(PAPER_FILTER_SIZES), d_num_filters=list(PAPER_NUM_FILTERS),
         d_learning_rate=1e-4, d_batch_size=64, d_pretrain_rounds=50, d_pretrain_epochs=3, num_negatives=10_000,
         adversarial_iterations=200, g_steps=1, d_steps=5, d_epochs=3, rollout_num=16,
-        eval_every=10, curve_samples=5000, curve_test=5000, final_samples=10_000,
+        eval_every=10, curve_samples=5000, curve_test=5000, final_samples=10_000, ss_probability=0.25,
         sweep_temperatures=[0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35], sweep_samples=10_000, sweep_test=10_000,
     ),
     "cpu": dict(
@@ -107,7 +110,7 @@ PROTOCOLS: dict[str, dict] = {
         d_embedding_dim=64, d_filter_sizes=[2, 3, 4, 5, 10, 20], d_num_filters=[50, 50, 50, 50, 40, 40],
         d_learning_rate=1e-4, d_batch_size=64, d_pretrain_rounds=10, d_pretrain_epochs=1, num_negatives=2500,
         adversarial_iterations=50, g_steps=1, d_steps=1, d_epochs=1, rollout_num=16,
-        eval_every=5, curve_samples=2000, curve_test=2000, final_samples=10_000,
+        eval_every=5, curve_samples=2000, curve_test=2000, final_samples=10_000, ss_probability=0.25,
         sweep_temperatures=[0.8, 0.9, 1.0, 1.1, 1.2, 1.35], sweep_samples=5000, sweep_test=5000,
     ),
 }
@@ -244,6 +247,8 @@ class Benchmark:
         if "mle" in methods:
             self.run_mle(seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates,
                          pretrain_time)
+        if "ss" in methods:
+            self.run_ss(seed, final_eval, mle_updates + p["adversarial_iterations"] * p["g_steps"])
         if "pg_bleu" in methods:
             self.run_pg_bleu(seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates)
         if "seqgan" in methods:
@@ -263,6 +268,18 @@ class Benchmark:
         self.record("mle", seed, trainer.model, final_eval, clock, [[0, start_oracle]] + curve,
                     mle_updates + trainer.state.global_step, [[0, start_test]] + curve_test,
                     extra={"mle_pretrain_updates": mle_updates, "mle_pretrain_time_s": round(pretrain_time, 1)})
+
+    def run_ss(self, seed, final_eval, total_updates):
+        """Scheduled sampling from the untrained generator, as many updates as MLE pretraining + continuation."""
+        p, task = self.p, self.task
+        clock = time.time()
+        trainer = self.quiet(scheduled_sampling_trainer(
+            self.generator(seed), self.config(seed, "ss"), task.train, num_updates=total_updates,
+            sampling_probability=p["ss_probability"], schedule="linear"))
+        trainer.train()
+        self.record("ss", seed, trainer.model, final_eval, clock, [], trainer.state.global_step,
+                    extra={"sampling_probability": f"linear 0 -> {p['ss_probability']} over the updates",
+                           "exact_sequential": True})
 
     def run_pg_bleu(self, seed, pretrained, final_eval, curve_eval, start_oracle, start_test, mle_updates):
         p, task = self.p, self.task
@@ -303,7 +320,7 @@ class Benchmark:
         p = self.p
         if seed in self.sweep_seeds:
             clock = time.time()
-            for method in [m for m in ("mle", "pg_bleu", "seqgan") if (m, seed) in self.final_models]:
+            for method in [m for m in ("mle", "ss", "pg_bleu", "seqgan") if (m, seed) in self.final_models]:
                 model = self.final_models[(method, seed)]
                 sweep = temperature_sweep(model, p["sweep_temperatures"], task=self.sweep_task,
                                           num_samples=p["sweep_samples"], seed=3000 + seed)
@@ -483,6 +500,11 @@ def plot_curves(result: dict, path: str) -> None:
         left.axhline(mle["nll_oracle_mean"], color="tab:blue", linestyle="--",
                      label=f"MLE final ({mle['nll_oracle_mean']:.3f}, {result['settings']['final_samples']} samples)")
         focus.append(mle["nll_oracle_mean"])
+    ss = result["summary"].get("ss")
+    if ss:
+        left.axhline(ss["nll_oracle_mean"], color="tab:purple", linestyle=":",
+                     label=f"scheduled sampling final ({ss['nll_oracle_mean']:.3f}, same updates as MLE)")
+        focus.append(ss["nll_oracle_mean"])
     if focus:
         span = max(focus) - min(focus)
         left.set_ylim(min(focus) - 0.15 * span - 0.02, max(focus) + 0.15 * span + 0.02)
@@ -545,7 +567,7 @@ def draw(result: dict, output_dir: str, stem: str) -> None:
     plot_curves(result, os.path.join(output_dir, f"{stem}_curve.png"))
     if result["sweeps"]:
         seed = min(s["seed"] for s in result["sweeps"])
-        labels = {"mle": "MLE", "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
+        labels = {"mle": "MLE", "ss": "Scheduled sampling", "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
         sweeps = {labels[s["method"]]: s for s in result["sweeps"] if s["seed"] == seed}
         plot_sweeps(sweeps, os.path.join(output_dir, f"{stem}_sweep.png"),
                     title=f"Temperature sweep, oracle task ({result['protocol']} protocol, seed {seed})")

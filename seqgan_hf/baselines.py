@@ -6,6 +6,9 @@
   discriminator is trained (`discriminator_pretrain_rounds` and `d_steps` must be 0).
 * [`mle_baseline_trainer`]: MLE with a given number of generator updates, e.g. "as many as SeqGAN's
   adversarial g-steps", so that MLE and SeqGAN get the same total number of generator updates.
+* [`ScheduledSamplingTrainer`]: scheduled sampling (Bengio et al., 2015), the paper's other baseline: MLE where
+  each input token is, with a probability that grows during training, the model's own sample instead of the
+  ground truth.
 * The random baseline needs no code: an untrained generator (the paper's N(0, 0.1^2) initialisation).
 
 Both trainers are `SeqGANTrainer`s: they log, evaluate (`evaluator=`, `eval_strategy="steps"`), save and run
@@ -18,10 +21,12 @@ import dataclasses
 
 import datasets
 import torch
+import torch.nn.functional as F
 
 from .config import SeqGANConfig
 from .data import mask_after_eos
 from .metrics import DEFAULT_SMOOTHING, BleuReferences, sentence_bleu_rewards
+from .rollout import _is_recurrent, sample_from_logits
 from .trainer import SeqGANTrainer
 
 
@@ -117,3 +122,129 @@ def mle_baseline_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor,
     if discriminator is None:
         discriminator = placeholder_discriminator(_vocab_size(model))
     return SeqGANTrainer(model=model, discriminator=discriminator, args=args, train_dataset=dataset, **kwargs)
+
+
+SCHEDULES = ("linear", "constant")
+
+
+class ScheduledSamplingTrainer(SeqGANTrainer):
+    """Scheduled sampling (Bengio et al., 2015) in the MLE phase: the paper's "SS" baseline.
+
+    During MLE, the input at position t + 1 is the model's own sample at position t (from its softmax at
+    temperature 1) with probability `sampling_probability`, the ground truth otherwise; the target is always the
+    ground truth. With `schedule="linear"` the probability grows from 0 at the first MLE update to
+    `sampling_probability` at the last (Bengio et al.'s decay of the ground-truth probability, linear variant);
+    `"constant"` uses it throughout. The other phases (discriminator, adversarial) are SeqGAN's, unchanged.
+
+    * Recurrent generators (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): exact, one step per token, each
+      sample drawn from the state that the mixed history produced. One process only.
+    * Any other causal LM: the two-pass approximation (Duckworth et al., 2019; Mihaylova and Martins, 2019):
+      a teacher-forced pass without gradients predicts every position, sampled tokens replace inputs, and the
+      loss is the usual teacher-forced loss on the mixed inputs. Runs under any launcher.
+
+    Sampling draws from the trainer's per-process `sampling_generator`, so runs are reproducible and resumable.
+
+    Args:
+        model, discriminator, args, train_dataset, ...: as in [`SeqGANTrainer`] (`discriminator` defaults to a
+            tiny placeholder when no discriminator is trained).
+        sampling_probability: the probability of feeding the model's own token, at the end of the schedule.
+        schedule: `"linear"` (from 0 to `sampling_probability` over the MLE updates) or `"constant"`.
+
+    Raises:
+        ValueError: `sampling_probability` outside [0, 1], an unknown `schedule`, or a recurrent generator with
+            more than one process.
+    """
+
+    _tag_names = ["seqgan", "scheduled-sampling", "text-generation"]
+
+    def __init__(self, model, args: SeqGANConfig, train_dataset=None, discriminator=None,
+                 sampling_probability: float = 0.25, schedule: str = "linear", **kwargs):
+        if not 0.0 <= sampling_probability <= 1.0:
+            raise ValueError(f"sampling_probability={sampling_probability}: use a probability in [0, 1] "
+                             "(0 is plain MLE; Bengio et al. end around 0.25).")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule={schedule!r}: choose one of {SCHEDULES}.")
+        if _is_recurrent(model) and args.world_size > 1:
+            raise ValueError(
+                "ScheduledSamplingTrainer runs a recurrent generator step by step outside the distributed wrapper, "
+                f"which needs a single process (got {args.world_size}): launch it without accelerate, or use a "
+                "transformer generator (two-pass scheduled sampling)."
+            )
+        if discriminator is None:
+            discriminator = placeholder_discriminator(_vocab_size(model))
+        super().__init__(model=model, discriminator=discriminator, args=args, train_dataset=train_dataset, **kwargs)
+        self.sampling_probability = sampling_probability
+        self.schedule = schedule
+
+    def current_sampling_probability(self) -> float:
+        """The probability used by the next MLE update (from `state.global_step` over the MLE updates)."""
+        if self.schedule == "constant":
+            return self.sampling_probability
+        total = max(1, self._mle_steps - 1)
+        return self.sampling_probability * min(1.0, self.state.global_step / total)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Only MLE training updates mix in samples; any other use of compute_loss (evaluation) is teacher-forced.
+        training = self._phase == "mle" and model.training
+        probability = self.current_sampling_probability() if training else 0.0
+        if probability == 0.0:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        unwrapped = self.accelerator.unwrap_model(model)
+        if _is_recurrent(unwrapped):
+            loss = self._sequential_loss(unwrapped, inputs, probability)
+            return (loss, None) if return_outputs else loss
+        return super().compute_loss(model, self._mixed_inputs(model, inputs, probability), return_outputs,
+                                    num_items_in_batch)
+
+    def _coins(self, shape, probability: float, device) -> torch.Tensor:
+        """True where the model's own token replaces the ground truth."""
+        draws = torch.rand(shape, generator=self.sampling_generator, device=self.sampling_generator.device)
+        return (draws < probability).to(device)
+
+    def _uniforms(self, shape, device) -> torch.Tensor:
+        return torch.rand(shape, generator=self.sampling_generator, device=self.sampling_generator.device).to(device)
+
+    def _sequential_loss(self, model, inputs, probability: float) -> torch.Tensor:
+        """Exact scheduled sampling, one recurrent step per position."""
+        input_ids, labels = inputs["input_ids"], inputs["labels"]
+        rows, length = input_ids.shape
+        coins = self._coins((rows, length), probability, input_ids.device)
+        uniforms = self._uniforms((rows, length), input_ids.device)
+        current, state = input_ids[:, 0], None
+        losses, counted = [], 0
+        for position in range(length - 1):
+            logits, state = model.step(current, state)
+            target = labels[:, position + 1]
+            losses.append(F.cross_entropy(logits.float(), target, ignore_index=-100, reduction="sum"))
+            counted += int((target != -100).sum())
+            truth = input_ids[:, position + 1]
+            sampled = sample_from_logits(logits.detach(), uniforms[:, position + 1])
+            # Padding stays padding: only real tokens are ever replaced.
+            current = torch.where(coins[:, position + 1] & (target != -100), sampled, truth)
+        return torch.stack(losses).sum() / max(counted, 1)
+
+    @torch.no_grad()
+    def _mixed_inputs(self, model, inputs, probability: float) -> dict:
+        """Two-pass scheduled sampling: inputs with some tokens replaced by the model's teacher-forced samples."""
+        input_ids, labels = inputs["input_ids"], inputs["labels"]
+        logits = model(input_ids=input_ids, attention_mask=inputs.get("attention_mask")).logits[:, :-1]
+        rows, positions, vocab = logits.shape
+        uniforms = self._uniforms((rows * positions,), input_ids.device)
+        sampled = sample_from_logits(logits.reshape(-1, vocab), uniforms).view(rows, positions)
+        replace = self._coins((rows, positions), probability, input_ids.device) & (labels[:, 1:] != -100)
+        mixed = input_ids.clone()
+        mixed[:, 1:] = torch.where(replace, sampled, input_ids[:, 1:])
+        return {**inputs, "input_ids": mixed}
+
+
+def scheduled_sampling_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor, num_updates: int,
+                               sampling_probability: float = 0.25, schedule: str = "linear",
+                               **kwargs) -> ScheduledSamplingTrainer:
+    """A [`ScheduledSamplingTrainer`] that only runs `num_updates` MLE updates of `model` on `train_ids`.
+
+    The scheduled-sampling counterpart of [`mle_baseline_trainer`]: continue an MLE-pretrained generator for as
+    many updates as SeqGAN's g-steps, with the sampling probability rising over those updates."""
+    args = dataclasses.replace(args, mle_epochs=1, discriminator_pretrain_rounds=0, adversarial_iterations=0)
+    dataset = mle_continuation_dataset(train_ids, num_updates, args.per_device_train_batch_size, args.seed)
+    return ScheduledSamplingTrainer(model, args, train_dataset=dataset, sampling_probability=sampling_probability,
+                                    schedule=schedule, **kwargs)

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from seqgan_hf import LSTMConfig, LSTMForCausalLM, OracleEvaluator, OracleTask
-from seqgan_hf.baselines import PGBleuTrainer, mle_baseline_trainer, mle_continuation_dataset
+from seqgan_hf.baselines import (
+    PGBleuTrainer,
+    mle_baseline_trainer,
+    mle_continuation_dataset,
+    scheduled_sampling_trainer,
+)
 from seqgan_hf.metrics import corpus_bleu
 from seqgan_hf.oracle import sample_sequences
 from tests.conftest import quick_config
@@ -68,3 +73,69 @@ def test_mle_baseline_runs_exactly_the_requested_updates(tmp_path):
     trainer.train()
     assert trainer.state.global_step == 7
     assert [entry["step"] for entry in trainer.state.log_history if "eval_nll_oracle" in entry][:2] == [3, 6]
+
+
+# ---- scheduled sampling -------------------------------------------------------------------------------------
+
+
+def _ss_trainer(tmp_path, model, num_updates=6, **kwargs):
+    task = OracleTask.create(seed=0, num_train=40, num_test=32, vocab_size=12, embedding_dim=8, hidden_dim=8,
+                             sequence_length=6)
+    return scheduled_sampling_trainer(model, quick_config(tmp_path), task.train, num_updates=num_updates, **kwargs)
+
+
+def test_scheduled_sampling_sequential_loss_is_mle_when_nothing_is_sampled(tmp_path):
+    trainer = _ss_trainer(tmp_path, _generator())
+    batch = next(iter(trainer.get_train_dataloader()))
+    teacher_forced = trainer.model(**batch).loss
+    assert trainer._sequential_loss(trainer.model, batch, 0.0).item() == pytest.approx(teacher_forced.item(), rel=1e-5)
+
+
+def test_scheduled_sampling_feeds_the_models_own_tokens_on_a_rising_schedule(tmp_path):
+    generator = _generator()
+    fed = []
+    step = generator.step
+    generator.step = lambda tokens, state: (fed.append(tokens.clone()), step(tokens, state))[1]
+    trainer = _ss_trainer(tmp_path, generator, num_updates=6, sampling_probability=1.0)
+    probabilities = []
+    original = trainer.current_sampling_probability
+    trainer.current_sampling_probability = lambda: (probabilities.append(original()), probabilities[-1])[1]
+    batches = list(trainer.get_train_dataloader())
+    trainer.train()
+    assert probabilities == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    # The first update (probability 0) is plain teacher forcing: no recurrent steps. The last (probability 1)
+    # feeds the start token, then only the model's own samples: they differ from the ground truth.
+    last_inputs = batches[-1]["input_ids"]
+    length = last_inputs.shape[1] - 1
+    assert len(fed) == 5 * length
+    last_fed = torch.stack(fed[-length:], dim=1)
+    assert torch.equal(last_fed[:, 0], last_inputs[:, 0])
+    assert (last_fed[:, 1:] != last_inputs[:, 1:length]).float().mean() > 0.5
+
+
+def test_scheduled_sampling_two_pass_for_transformers_keeps_targets_and_padding(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=12, n_embd=16, n_layer=1, n_head=2, n_positions=16,
+                                       bos_token_id=0, eos_token_id=0))
+    trainer = _ss_trainer(tmp_path, model, sampling_probability=1.0, schedule="constant")
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch["attention_mask"][:2, -2:] = 0
+    batch["labels"][:2, -2:] = -100
+    mixed = trainer._mixed_inputs(trainer.model, batch, 1.0)
+    assert torch.equal(mixed["labels"], batch["labels"])  # targets stay the ground truth
+    assert torch.equal(mixed["input_ids"][:, 0], batch["input_ids"][:, 0])  # the start token is given
+    assert torch.equal(mixed["input_ids"][:2, -2:], batch["input_ids"][:2, -2:])  # padding is never replaced
+    assert (mixed["input_ids"][:, 1:-2] != batch["input_ids"][:, 1:-2]).float().mean() > 0.5
+    before = [p.clone() for p in trainer.model.parameters()]
+    trainer.train()
+    assert trainer.state.global_step == 6
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sampling_probability": 1.5}, "sampling_probability=1.5"),
+                                             ({"schedule": "cosine"}, "schedule='cosine'")])
+def test_scheduled_sampling_rejects_bad_settings(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _ss_trainer(tmp_path, _generator(), **kwargs)

@@ -17,21 +17,23 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "reproduce_oracle.py")
 def _check_result(result: dict, seeds: list[int]) -> None:
     assert result["protocol"] == "cpu-smoke"
     assert isinstance(result["oracle"], str)
-    methods = {"random", "mle", "pg_bleu", "seqgan"}
+    methods = {"random", "mle", "ss", "pg_bleu", "seqgan"}
     assert {(run["method"], run["seed"]) for run in result["runs"]} == {(m, s) for m in methods for s in seeds}
     for run in result["runs"]:
         assert 0 < run["nll_oracle"] < 20 and 0 < run["nll_test"] < 20
         if run["method"] == "random":
             assert run["curve"] == [] and run["generator_updates"] == 0
+        elif run["method"] == "ss":  # trained from scratch: no adversarial-phase curve
+            assert run["curve"] == [] and run["generator_updates"] > 0
         else:
             iterations = [point[0] for point in run["curve"]]
             assert iterations == [0, 1, 2], run  # start of the adversarial phase, then every iteration
             assert all(0 < point[1] < 20 for point in run["curve"])
     updates = {run["method"]: run["generator_updates"] for run in result["runs"] if run["seed"] == seeds[0]}
-    assert updates["mle"] == updates["seqgan"] == updates["pg_bleu"] > 0  # the same number of generator updates
+    assert updates["mle"] == updates["ss"] == updates["seqgan"] == updates["pg_bleu"] > 0  # the same number of generator updates
     assert set(result["summary"]) == methods
     assert len(result["summary"]["seqgan"]["seeds"]) == len(seeds)
-    assert {sweep["method"] for sweep in result["sweeps"]} == {"mle", "pg_bleu", "seqgan"}
+    assert {sweep["method"] for sweep in result["sweeps"]} == {"mle", "ss", "pg_bleu", "seqgan"}
 
 
 @pytest.mark.slow
@@ -90,7 +92,7 @@ def test_smoke_one_method_from_saved_pretraining(tmp_path):
     assert result["settings"]["seqgan_overrides"] == {"reward_baseline": "batch_mean"}
     before = {run["method"]: run for run in first["runs"]}
     after = {run["method"]: run for run in result["runs"]}
-    assert set(after) == {"random", "mle", "pg_bleu", "seqgan"}
+    assert set(after) == {"random", "mle", "ss", "pg_bleu", "seqgan"}
     assert after["mle"] == before["mle"]  # kept from the first run
     assert after["seqgan"]["curve"][0] == before["seqgan"]["curve"][0]  # same pretrained start point
     assert after["seqgan"]["generator_updates"] == before["seqgan"]["generator_updates"]
