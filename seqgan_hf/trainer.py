@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from pathlib import Path
 
 import torch
@@ -971,17 +972,53 @@ class SeqGANTrainer(Trainer):
         generated from the run. Safe to call repeatedly (unchanged files are not re-sent). A failed push raises
         `HubPushError` and leaves `output_dir` as saved; call `push_to_hub()` again to retry.
 
+        With `blocking=False` the upload runs in the background and a `concurrent.futures.Future` is returned:
+        its `result()` is the commit, or raises `HubPushError` if the upload failed (the failure is also logged as
+        a warning, so it is never silent when nobody waits on the future). The next push waits for it.
+
         `kwargs` go to `create_model_card` (e.g. `dataset=`, `license=`, `tags=`, `language=`); they are
         remembered, so later pushes (checkpoints, `save_model`) write the same card."""
         kwargs = {**self._model_card_kwargs, **kwargs}
         self._model_card_kwargs = dict(kwargs)
         try:
-            return super().push_to_hub(
+            pushed = super().push_to_hub(
                 commit_message=commit_message, blocking=blocking, token=token, revision=revision, private=private,
                 **kwargs,
             )
         except (OSError, ValueError) as err:  # HfHubHTTPError is an OSError (requests' HTTPError)
             raise HubPushError(self._push_failure_message(err)) from err
+        if isinstance(pushed, Future):  # blocking=False, on the process that pushes
+            return self._watch_push(pushed)
+        return pushed
+
+    def _watch_push(self, upload: Future) -> Future:
+        """A future mirroring a background `upload`, whose failure is logged and becomes a `HubPushError`. It is
+        registered as the push in progress, so the Trainer's next push waits for it."""
+        from transformers.utils.hub import PushInProgress
+
+        watched: Future = Future()
+
+        def settle(done: Future) -> None:
+            if done.cancelled():
+                watched.cancel()
+                return
+            err = done.exception()
+            if err is None:
+                watched.set_result(done.result())
+                return
+            message = self._push_failure_message(err)
+            logger.warning("Background push failed. %s", message)
+            failure = HubPushError(message)
+            failure.__cause__ = err
+            watched.set_exception(failure)
+
+        upload.add_done_callback(settle)
+        in_progress = getattr(self, "push_in_progress", None)
+        if in_progress is None or in_progress.is_done():
+            self.push_in_progress = PushInProgress([watched])
+        else:
+            in_progress.jobs.append(watched)
+        return watched
 
     def _push_failure_message(self, err: Exception) -> str:
         from huggingface_hub import constants
@@ -1035,7 +1072,13 @@ class SeqGANTrainer(Trainer):
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         """`hub_strategy` "every_save" / "checkpoint" / "all_checkpoints": push the checkpoint's models (both),
-        code and tokenizer with a fresh model card; for the last two also the checkpoint itself."""
+        code and tokenizer with a fresh model card; for the last two also the checkpoint itself (as
+        `last-checkpoint/` or `checkpoint-<step>/`).
+
+        The push runs on the main process while training waits. A failed push does not stop training (as with
+        transformers' background pushes; on several processes, stopping the main one alone would leave the others
+        waiting in a collective): it is logged as a warning, the checkpoint and `output_dir` stay intact locally,
+        and the next checkpoint push or `push_to_hub()` uploads the current files."""
         from transformers.trainer_utils import HubStrategy
 
         if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
@@ -1069,7 +1112,10 @@ class SeqGANTrainer(Trainer):
                     revision=self.args.hub_revision,
                 )
         except (OSError, ValueError) as err:
-            raise HubPushError(self._push_failure_message(err)) from err
+            logger.warning(
+                "Pushing %s (step %d) to the Hub failed; training continues. %s", checkpoint_folder,
+                self.state.global_step, self._push_failure_message(err),
+            )
 
 
 def _hf_api():

@@ -7,6 +7,8 @@ Three subprocesses (huggingface_hub reads HF_ENDPOINT at import, so pushes and p
 * PULL runs in an interpreter that cannot import `seqgan_hf` (`python -I -S`, site-packages added by hand, so the
   editable install's finder is never installed) and loads generator and discriminator with `trust_remote_code`.
 * FAIL pushes while the server answers every commit with HTTP 500.
+* CHECKPOINT trains with `hub_strategy="checkpoint"` (the repo gets `last-checkpoint/`).
+* ASYNC_FAIL trains with `hub_strategy="every_save"` and then pushes with `blocking=False`, while every commit fails.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def sample(model):
         return model.generate(prompt, attention_mask=torch.ones_like(prompt)).tolist()
 """
 
-PUSH = _COMMON + r"""
+# A tiny oracle run that pushes (`build(output_dir, **SeqGANConfig overrides)`), shared by the children that train.
+_BUILD = _COMMON + r"""
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, set_seed
 from seqgan_hf import (CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM,
@@ -73,7 +76,9 @@ def build(output_dir, **overrides):
     return SeqGANTrainer(model=generator, discriminator=discriminator, args=SeqGANConfig(**values),
                          train_dataset=task.train_dataset(), processing_class=tokenizer,
                          evaluator=OracleEvaluator(task, num_samples=32))
+"""
 
+PUSH = _BUILD + r"""
 trainer = build(out / "run", hub_model_id="user/seqgan-tiny", hub_strategy="every_save")
 trainer.train()
 first = trainer.push_to_hub(dataset="oracle-lstm-synthetic")
@@ -137,6 +142,40 @@ try:
 except HubPushError as err:
     report = {"error": type(err).__name__, "message": str(err), "cause": type(err.__cause__).__name__}
 save_file(state(trainer.model), out / "generator.safetensors")
+(out / "result.json").write_text(json.dumps(report))
+"""
+
+
+CHECKPOINT = _BUILD + r"""
+trainer = build(out / "run", hub_model_id="user/seqgan-ckpt", hub_strategy="checkpoint")
+trainer.train()
+future = trainer.push_to_hub(blocking=False)  # a background push that succeeds: result() is the commit
+(out / "result.json").write_text(json.dumps({"max_steps": trainer.state.max_steps,
+                                             "future_commit": future.result(timeout=120).oid}))
+"""
+
+ASYNC_FAIL = _BUILD + r"""
+import logging
+from seqgan_hf.trainer import HubPushError
+
+warnings = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        if record.levelno >= logging.WARNING:
+            warnings.append(record.getMessage())
+logging.getLogger("seqgan_hf.trainer").addHandler(Keep())
+
+trainer = build(out / "run", hub_model_id="user/seqgan-async-broken", hub_strategy="every_save")
+trainer.train()  # every checkpoint push fails: warned, and training goes on to the end
+future = trainer.push_to_hub(blocking=False)
+report = {"future": type(future).__name__}
+try:
+    future.result(timeout=120)
+except HubPushError as err:
+    report.update(error=type(err).__name__, message=str(err), cause=type(err.__cause__).__name__)
+save_file(state(trainer.model), out / "generator.safetensors")
+save_file(state(trainer.discriminator), out / "discriminator.safetensors")
+report.update(warnings=warnings, max_steps=trainer.state.max_steps, global_step=trainer.state.global_step)
 (out / "result.json").write_text(json.dumps(report))
 """
 
@@ -264,3 +303,62 @@ def test_failed_push_raises_clear_error_and_keeps_local_output(hub, tmp_path) ->
     assert all(torch.equal(saved[k], trained[k]) for k in trained)
     assert (run / "discriminator" / "model.safetensors").exists() and (run / "README.md").exists()
     assert [c.title for c in hub.commits("user/seqgan-broken")] == ["initial commit"]
+
+
+def _checkpoint_steps(run: Path) -> list[int]:
+    return sorted(int(path.name.split("-")[1]) for path in run.glob("checkpoint-*"))
+
+
+def test_hub_strategy_checkpoint_pushes_last_checkpoint_with_both_models(hub, tmp_path) -> None:
+    out = _run(hub, CHECKPOINT, tmp_path)
+    repo, run = "user/seqgan-ckpt", out / "run"
+    last = max(_checkpoint_steps(run))  # every save_steps=3 units and at the end of training
+    assert last == json.loads((out / "result.json").read_text())["max_steps"]
+    files = hub.files(repo)
+    # The checkpoint as a whole under last-checkpoint/: both models, the SeqGAN state, the trainer state, RNGs.
+    for name in ("model.safetensors", "config.json", "discriminator/model.safetensors", "discriminator/config.json",
+                 "seqgan_state.pt", "trainer_state.json", "rng_state_0.pth"):
+        assert f"last-checkpoint/{name}" in files, name
+        assert files[f"last-checkpoint/{name}"] == (run / f"checkpoint-{last}" / name).read_bytes(), name
+    assert json.loads(files["last-checkpoint/trainer_state.json"])["global_step"] == last
+    # ...and the models at the root / discriminator/, as with every_save; no checkpoint-<step>/ folders.
+    for name in ("model.safetensors", "discriminator/model.safetensors", "lstm.py", "README.md"):
+        assert name in files, name
+    assert not [name for name in files if name.startswith("checkpoint-")]
+    titles = [commit.title for commit in hub.commits(repo)]
+    assert f"Training in progress, step {last}, checkpoint" in titles, titles
+    # push_to_hub(blocking=False) after training: its future's result is the repo's new head.
+    assert titles[0] == "End of training"
+    assert json.loads((out / "result.json").read_text())["future_commit"] == hub.head(repo)
+
+
+def test_failed_background_pushes_warn_and_non_blocking_push_fails_with_clear_error(hub, tmp_path) -> None:
+    hub.fail_commits = True
+    try:
+        out = _run(hub, ASYNC_FAIL, tmp_path)
+    finally:
+        hub.fail_commits = False
+    report = json.loads((out / "result.json").read_text())
+    # Checkpoint pushes (hub_strategy="every_save") failed with a warning each; training still ran to the end.
+    assert report["global_step"] == report["max_steps"]
+    run = out / "run"
+    steps = _checkpoint_steps(run)
+    checkpoint_warnings = [w for w in report["warnings"] if "training continues" in w]
+    assert len(steps) >= 2 and len(checkpoint_warnings) == len(steps), report["warnings"]
+    assert all(f"(step {step})" in w for step, w in zip(steps, checkpoint_warnings))
+    assert all("user/seqgan-async-broken" in w and "500" in w for w in checkpoint_warnings)
+    # push_to_hub(blocking=False) returned a future whose result() raises HubPushError (and it was logged too).
+    assert report["future"] == "Future"
+    assert report["error"] == "HubPushError" and report["cause"] == "HfHubHTTPError"
+    assert "user/seqgan-async-broken" in report["message"] and "500" in report["message"]
+    assert "retry with trainer.push_to_hub()" in report["message"]
+    assert any(w.startswith("Background push failed") for w in report["warnings"])
+    # The local output is intact: final models, every checkpoint, the card.
+    for saved, trained in (("model.safetensors", "generator"), ("discriminator/model.safetensors", "discriminator")):
+        actual, expected = load_file(run / saved), load_file(out / f"{trained}.safetensors")
+        assert all(torch.equal(actual[k], expected[k]) for k in expected), saved
+    for step in steps:
+        assert (run / f"checkpoint-{step}" / "seqgan_state.pt").exists()
+        assert (run / f"checkpoint-{step}" / "discriminator" / "model.safetensors").exists()
+    assert (run / "README.md").exists()
+    assert [c.title for c in hub.commits("user/seqgan-async-broken")] == ["initial commit"]
