@@ -1,6 +1,6 @@
 """seqgan_hf: SeqGAN (Yu et al., AAAI 2017) for Hugging Face transformers."""
 
-from .baselines import PGBleuTrainer
+from .baselines import PGBleuTrainer, ScheduledSamplingTrainer
 from .config import SeqGANConfig
 from .models import (
     CNNDiscriminatorConfig,
@@ -22,6 +22,7 @@ __all__ = [
     "OracleEvaluator",
     "OracleTask",
     "PGBleuTrainer",
+    "ScheduledSamplingTrainer",
     "SeqGANConfig",
     "SeqGANTrainer",
     "__version__",
