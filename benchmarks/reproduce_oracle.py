@@ -368,6 +368,7 @@ class Benchmark:
             self.runs = [r for r in previous["runs"] if (r["method"], r["seed"]) not in redone]
             self.sweeps = [s for s in previous.get("sweeps", []) if (s["method"], s["seed"]) not in redone]
             self.previous_wall_time = previous.get("wall_time_s", 0)
+            self.previous_commands = previous.get("commands") or [previous["command"]]
         self.final_models = {}
         self.sweep_seeds = set(args.sweep_seeds if args.sweep_seeds is not None else args.seeds[:1])
         clock = time.time()
@@ -423,6 +424,9 @@ class Benchmark:
                               "d_embedding_dim": 64}),
                          "seqgan_overrides": self.seqgan_overrides},
             "command": "python benchmarks/reproduce_oracle.py " + " ".join(sys.argv[1:]),
+            # With --merge: every command whose runs the file holds, oldest first.
+            "commands": getattr(self, "previous_commands", []) + [
+                "python benchmarks/reproduce_oracle.py " + " ".join(sys.argv[1:])],
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                         "torch": torch.__version__, "load_average_at_start": self.load_average,

@@ -380,6 +380,9 @@ class RolloutEngine:
         ]
         cache.layers = layers
         columns = torch.arange(length, device=context.device)
+        # The chunk's random numbers and output rows, gathered once: per step only leading slices of them are used.
+        row_uniforms = uniforms[b, n, t - 1]
+        row_tokens = completed[b, n, t - 1]
         for step in range(remaining[0]):
             active_now = _count_above(remaining, active, step)
             if active_now < active:
@@ -396,8 +399,9 @@ class RolloutEngine:
                 position_ids=positions.unsqueeze(1), cache=cache, use_cache=True,
             )
             cache = output.cache
-            tokens = self._sample(output.logits[:, -1], uniforms[b[rows], n[rows], t[rows] - 1, step + 1])
-            completed[b[rows], n[rows], t[rows] - 1, t[rows] + 1 + step] = tokens
+            tokens = self._sample(output.logits[:, -1], row_uniforms[rows, step + 1])
+            row_tokens[rows].scatter_(1, positions.unsqueeze(1), tokens.unsqueeze(1))
+        completed[b, n, t - 1] = row_tokens
 
     def _uncached_chunk(self, model, context, tokens, t, b, n, uniforms, completed) -> None:
         """Fallback: every step re-encodes each row's contiguous context [BOS, y_1..y_t, sampled...].
