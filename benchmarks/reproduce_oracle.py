@@ -102,6 +102,7 @@ PROTOCOLS: dict[str, dict] = {
         d_learning_rate=1e-4, d_batch_size=64, d_pretrain_rounds=50, d_pretrain_epochs=3, num_negatives=10_000,
         adversarial_iterations=200, g_steps=1, d_steps=5, d_epochs=3, rollout_num=16,
         eval_every=10, curve_samples=5000, curve_test=5000, final_samples=10_000, ss_probability=0.25,
+        pretrain_eval_every_epochs=10,
         sweep_temperatures=[0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35], sweep_samples=10_000, sweep_test=10_000,
     ),
     "cpu": dict(
@@ -111,6 +112,7 @@ PROTOCOLS: dict[str, dict] = {
         d_learning_rate=1e-4, d_batch_size=64, d_pretrain_rounds=10, d_pretrain_epochs=1, num_negatives=2500,
         adversarial_iterations=50, g_steps=1, d_steps=1, d_epochs=1, rollout_num=16,
         eval_every=5, curve_samples=2000, curve_test=2000, final_samples=10_000, ss_probability=0.25,
+        pretrain_eval_every_epochs=2,
         sweep_temperatures=[0.8, 0.9, 1.0, 1.1, 1.2, 1.35], sweep_samples=5000, sweep_test=5000,
     ),
 }
@@ -118,7 +120,7 @@ SMOKE = dict(
     vocab_size=100, embedding_dim=8, hidden_dim=8, sequence_length=8, batch_size=16,
     num_train=128, num_test=128, mle_epochs=1, d_embedding_dim=8, d_filter_sizes=[2, 3], d_num_filters=[4, 4],
     d_pretrain_rounds=1, d_pretrain_epochs=1, num_negatives=32, adversarial_iterations=2, d_steps=1, d_epochs=1,
-    rollout_num=2, eval_every=1, curve_samples=32, curve_test=64, final_samples=64,
+    rollout_num=2, eval_every=1, pretrain_eval_every_epochs=1, curve_samples=32, curve_test=64, final_samples=64,
     sweep_temperatures=[0.8, 1.0, 1.25], sweep_samples=32, sweep_test=64,
 )
 
@@ -171,6 +173,7 @@ class Benchmark:
         self.seqgan_overrides = dict(item.split("=", 1) for item in args.seqgan_override)
         self.workdir = tempfile.mkdtemp(prefix="reproduce_oracle_")  # trainers' output_dir (nothing saved)
         self.runs: list[dict] = []
+        self.pretrain_curves: dict[int, dict] = {}  # seed -> MLE pretraining curve (when pretrained here)
         self.sweeps: list[dict] = []
         self.started = time.time()
         self.load_average = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -231,14 +234,19 @@ class Benchmark:
             start_point = {f"eval_{k}": v for k, v in curve_eval(pretrained).items()}
             self.log(f"seed {seed}: MLE-pretrained generator loaded from {saved}")
         else:
+            steps_per_epoch = math.ceil(p["num_train"] / p["batch_size"])
             trainer = self.quiet(SeqGANTrainer(
                 model=generator, discriminator=self.discriminator(seed),
                 args=self.config(seed, "mle_pretrain", mle_epochs=p["mle_epochs"]),
-                train_dataset=task.train_dataset(), evaluator=curve_eval))
+                train_dataset=task.train_dataset(), evaluator=curve_eval,
+                callbacks=[EvaluateEvery(steps_per_epoch * p["pretrain_eval_every_epochs"])]))
             trainer.train()
             mle_updates = trainer.state.global_step
             pretrained = copy.deepcopy(trainer.model).cpu()
             start_point = trainer.phase_metrics["mle"]
+            # NLL_oracle / NLL_test along MLE pretraining, by epoch: shows whether MLE overfits the training set.
+            oracle_curve, test_curve = curve_from_history(trainer.state.log_history, 0, steps_per_epoch)
+            self.pretrain_curves[seed] = {"epoch_nll_oracle": oracle_curve, "epoch_nll_test": test_curve}
             self.save_model(pretrained, f"mle_pretrain-seed{seed}")
         start_oracle, start_test = start_point["eval_nll_oracle"], start_point["eval_nll_test"]
         pretrain_time = time.time() - clock
@@ -369,6 +377,7 @@ class Benchmark:
             self.sweeps = [s for s in previous.get("sweeps", []) if (s["method"], s["seed"]) not in redone]
             self.previous_wall_time = previous.get("wall_time_s", 0)
             self.previous_commands = previous.get("commands") or [previous["command"]]
+            self.previous_pretrain_curves = previous.get("mle_pretrain_curves", {})
         self.final_models = {}
         self.sweep_seeds = set(args.sweep_seeds if args.sweep_seeds is not None else args.seeds[:1])
         clock = time.time()
@@ -437,6 +446,8 @@ class Benchmark:
             "summary": self.summary(),
             "runs": sorted(self.runs, key=lambda r: (r["seed"], METHODS.index(r["method"]))),
             "sweeps": self.sweeps,
+            "mle_pretrain_curves": {**getattr(self, "previous_pretrain_curves", {}),
+                                    **{str(seed): curve for seed, curve in self.pretrain_curves.items()}},
         }
 
     def write(self, final: bool = False) -> None:

@@ -34,6 +34,9 @@ def _check_result(result: dict, seeds: list[int]) -> None:
     assert set(result["summary"]) == methods
     assert len(result["summary"]["seqgan"]["seeds"]) == len(seeds)
     assert {sweep["method"] for sweep in result["sweeps"]} == {"mle", "ss", "pg_bleu", "seqgan"}
+    for seed in seeds:  # MLE pretraining evaluated every epoch (smoke: 1 epoch)
+        curve = result["mle_pretrain_curves"][str(seed)]
+        assert [point[0] for point in curve["epoch_nll_test"]] == [1] and 0 < curve["epoch_nll_test"][0][1] < 20
 
 
 @pytest.mark.slow
