@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .config import SeqGANConfig
 from .data import mask_after_eos
 from .metrics import DEFAULT_SMOOTHING, BleuReferences, sentence_bleu_rewards
-from .rollout import _is_recurrent, sample_from_logits
+from .rollout import is_recurrent, sample_from_logits
 from .trainer import SeqGANTrainer
 
 
@@ -164,7 +164,7 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
                              "(0 is plain MLE; Bengio et al. end around 0.25).")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule={schedule!r}: choose one of {SCHEDULES}.")
-        if _is_recurrent(model) and args.world_size > 1:
+        if is_recurrent(model) and args.world_size > 1:
             raise ValueError(
                 "ScheduledSamplingTrainer runs a recurrent generator step by step outside the distributed wrapper, "
                 f"which needs a single process (got {args.world_size}): launch it without accelerate, or use a "
@@ -190,7 +190,7 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
         if probability == 0.0:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         unwrapped = self.accelerator.unwrap_model(model)
-        if _is_recurrent(unwrapped):
+        if is_recurrent(unwrapped):
             loss = self._sequential_loss(unwrapped, inputs, probability)
             return (loss, None) if return_outputs else loss
         return super().compute_loss(model, self._mixed_inputs(model, inputs, probability), return_outputs,

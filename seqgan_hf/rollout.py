@@ -109,7 +109,8 @@ def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.LongTenso
     return (block * _CDF_BLOCK + offset).squeeze(1).clamp_(max=vocab - 1)
 
 
-def _is_recurrent(model: torch.nn.Module) -> bool:
+def is_recurrent(model: torch.nn.Module) -> bool:
+    """True for generators with the recurrent rollout interface (`prefix_states` / `step`, e.g. the LSTM)."""
     return callable(getattr(model, "prefix_states", None)) and callable(getattr(model, "step", None))
 
 
@@ -251,7 +252,7 @@ class RolloutEngine:
         uniforms = uniforms.to(device)
         tokens = torch.empty(batch_size, length, dtype=torch.long, device=device)
         current = torch.full((batch_size,), self.bos_token_id, dtype=torch.long, device=device)
-        if _is_recurrent(model):
+        if is_recurrent(model):
             state = None
             for position in range(length):
                 self._count(batch_size)
@@ -290,7 +291,7 @@ class RolloutEngine:
         completed = sequences[:, None, None, :].expand(-1, self.rollout_num, length - 1, -1).clone()
         if length < 2:
             return completed
-        if _is_recurrent(model):
+        if is_recurrent(model):
             self._recurrent_rollouts(model, sequences, uniforms, completed)
         else:
             self._transformer_rollouts(model, sequences, uniforms, completed)
