@@ -17,6 +17,7 @@ adversarial iteration each advance `state.global_step` by one; logging, evaluati
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -266,6 +267,8 @@ class SeqGANTrainer(Trainer):
             args.discriminator_pretrain_rounds * args.discriminator_pretrain_epochs
             + args.adversarial_iterations * args.d_steps * args.d_epochs
         )
+        if self.is_deepspeed_enabled:
+            self._check_deepspeed()
         self.mle_optimizer = self._make_optimizer(self.model, args.mle_learning_rate)
         self.mle_scheduler = get_scheduler(
             args.lr_scheduler_type, self.mle_optimizer, args.get_warmup_steps(mle_steps), max(mle_steps, 1)
@@ -282,12 +285,6 @@ class SeqGANTrainer(Trainer):
         self.discriminator_scheduler = get_scheduler(
             "constant", self.discriminator_optimizer, 0, max(d_updates, 1)
         )
-        if self.is_deepspeed_enabled:
-            raise NotImplementedError(
-                "SeqGANTrainer does not run under DeepSpeed yet: it trains two models (generator and discriminator) "
-                "with three optimizers, and accelerate's DeepSpeed integration wraps one model and one optimizer "
-                "per engine. Use DDP (recipes/accelerate/multi_gpu.yaml) or FSDP2 (recipes/accelerate/fsdp2.yaml)."
-            )
         self._check_launch()
         if self._is_fsdp2():
             # Full-parameter replicas of G and D (plain modules, never sharded) for everything that runs outside
@@ -303,20 +300,63 @@ class SeqGANTrainer(Trainer):
             # Copied before prepare(): a plain module under every setup (FSDP2 shards the model in place).
             self.rollout_model = copy.deepcopy(self.model).to(args.device).eval().requires_grad_(False)
         # One model per prepare() call (FSDP2 accepts no more), each with its optimizers.
-        self.model_wrapped, self.mle_optimizer, self.optimizer = self.accelerator.prepare(
-            self.model, self.mle_optimizer, self.optimizer
-        )
+        if self.is_deepspeed_enabled:
+            # One DeepSpeed engine per model, one optimizer per engine: G's engine steps `optimizer` in both of G's
+            # phases; `mle_optimizer` stays a plain optimizer that is never stepped, the MLE scheduler's holder of
+            # the MLE learning rate (see `_deepspeed_update`).
+            self.model_wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+            self.deepspeed = self.model_wrapped  # what Trainer.save_model reads under DeepSpeed
+            self.mle_optimizer._opt_called = True  # never stepped by design: no "scheduler before optimizer" warning
+        else:
+            self.model_wrapped, self.mle_optimizer, self.optimizer = self.accelerator.prepare(
+                self.model, self.mle_optimizer, self.optimizer
+            )
         self.discriminator_wrapped, self.discriminator_optimizer = self.accelerator.prepare(
             self.discriminator, self.discriminator_optimizer
         )
         self.model = self.accelerator.unwrap_model(self.model_wrapped)
         self.discriminator = self.accelerator.unwrap_model(self.discriminator_wrapped)
 
+    def _check_deepspeed(self) -> None:
+        """Refuse DeepSpeed setups the trainer does not support, before any engine is built."""
+        stage = self.accelerator.state.deepspeed_plugin.zero_stage
+        if stage not in (1, 2):
+            raise NotImplementedError(
+                f"SeqGANTrainer runs under DeepSpeed ZeRO stages 1 and 2 (ZeRO optimizer, full parameters on every "
+                f"process), not {stage}: sampling, Monte Carlo rollouts and D's scoring run the models outside their "
+                "engines. Use zero_stage: 2 (recipes/accelerate/deepspeed_zero2.yaml) or FSDP2 (fsdp2.yaml)."
+            )
+        # DeepSpeed clips inside engine.step(), at its config's gradient_clipping ("auto": filled from
+        # max_grad_norm by the Trainer); a different explicit value would silently clip elsewhere than asked.
+        config = self.accelerator.state.deepspeed_plugin.deepspeed_config
+        clip = config.get("gradient_clipping", "auto")
+        wanted = float(self.args.max_grad_norm or 0.0)
+        if clip != "auto" and float(clip) != wanted:
+            raise ValueError(
+                f"The DeepSpeed config clips gradients at {clip} (gradient_clipping) and max_grad_norm is {wanted}: "
+                "set them equal, or leave gradient_clipping out of the accelerate config to take max_grad_norm."
+            )
+        config["gradient_clipping"] = wanted
+        if self.optimizer is not None:
+            raise NotImplementedError(
+                "SeqGANTrainer under DeepSpeed builds G's optimizer itself (args.optim): G's engine has one optimizer, "
+                "which serves the MLE and the adversarial phase in turn. Pass optimizers=(None, None), or run without "
+                "DeepSpeed."
+            )
+
     def _check_launch(self) -> None:
         """Refuse launches that accelerate would silently run as something else than asked."""
         from accelerate.utils import DistributedType
 
         launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if (launched > 1 and self.accelerator.num_processes != launched
+                and self.accelerator.distributed_type == DistributedType.DEEPSPEED):
+            raise RuntimeError(
+                f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate set up "
+                f"{self.accelerator.num_processes} under DeepSpeed: each process would train alone. On a machine "
+                "without GPUs accelerate finds no distributed backend: set ddp_backend: gloo in the recipe (or "
+                "--ddp_backend gloo); not ACCELERATE_USE_CPU=1, which turns DeepSpeed off."
+            )
         if launched > 1 and self.accelerator.num_processes != launched:
             # E.g. a GPU config (multi_gpu.yaml, fsdp2.yaml) launched on a machine without GPUs: torchrun starts
             # the processes, but accelerate finds no device and makes each of them a lone process 0, which would
@@ -344,6 +384,9 @@ class SeqGANTrainer(Trainer):
     def _is_fsdp2(self) -> bool:
         return bool(getattr(self.accelerator, "is_fsdp2", False))
 
+    def _optimizer_layout(self) -> str:
+        return "full_fsdp2" if self._is_fsdp2() else "deepspeed" if self.is_deepspeed_enabled else "plain"
+
     def _full_model(self, name: str) -> nn.Module:
         """The generator ("generator") or discriminator ("discriminator") with full, current parameters.
 
@@ -365,6 +408,11 @@ class SeqGANTrainer(Trainer):
     def _optimizer_state(self, model: nn.Module, optimizer) -> dict:
         """`optimizer.state_dict()`; under FSDP2 the full (unsharded) state, gathered from every process (a
         collective: call it on all of them; the main process receives the state, the others an empty dict)."""
+        if _is_deepspeed_optimizer(optimizer):
+            # ZeRO partitions: each process holds its own; all of them, in rank order (a collective).
+            from accelerate.utils import gather_object
+
+            return {"deepspeed_partitions": gather_object([optimizer.state_dict()])}
         if not self._is_fsdp2():
             return optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
@@ -375,6 +423,16 @@ class SeqGANTrainer(Trainer):
 
     def _load_optimizer_state(self, model: nn.Module, optimizer, state: dict) -> None:
         """Inverse of `_optimizer_state`: under FSDP2 every process takes its shard of the full state."""
+        if _is_deepspeed_optimizer(optimizer):
+            partitions = state["deepspeed_partitions"]
+            if len(partitions) != self.args.world_size:
+                raise ValueError(
+                    f"The checkpoint holds DeepSpeed ZeRO optimizer partitions of {len(partitions)} processes; resume "
+                    f"on that many, not {self.args.world_size}."
+                )
+            # The fp32 master partition too (exact under bf16, where the model's own weights are rounded).
+            _base_optimizer(optimizer, depth=1).load_state_dict(partitions, load_from_fp32_weights=True)
+            return
         if not self._is_fsdp2():
             optimizer.load_state_dict(state)
             return
@@ -513,6 +571,9 @@ class SeqGANTrainer(Trainer):
         A non-finite loss or gradient norm stops training (`NonFiniteError`) before the optimizer steps, so
         the weights never take a non-finite value."""
         self._check_finite(what, loss)
+        if self.is_deepspeed_enabled:
+            self._deepspeed_update(loss, model, optimizer, scheduler, what)
+            return
         self.accelerator.backward(loss)
         if self.args.max_grad_norm and self.args.max_grad_norm > 0:
             grad_norm = self.accelerator.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
@@ -529,6 +590,35 @@ class SeqGANTrainer(Trainer):
         optimizer.zero_grad(set_to_none=True)
         if self._replicas:
             self._stale = self._stale | {"discriminator" if optimizer is self.discriminator_optimizer else "generator"}
+
+    _generator_optimizer_phase: str | None = None  # under DeepSpeed: whose state G's engine optimizer holds
+
+    def _deepspeed_update(self, loss: torch.Tensor, engine, optimizer, scheduler, what: str) -> None:
+        """`_update` under DeepSpeed: the engine backpropagates, reduces, clips (its gradient_clipping), steps and
+        zeroes the gradients.
+
+        G's engine has one optimizer for G's two optimizers. An update for `mle_optimizer` runs it at the MLE
+        scheduler's learning rate; the first update for the other one starts it from an empty state, as the
+        separate adversarial optimizer starts without DeepSpeed. The two optimizers have the same class and
+        settings but the learning rate (both `_make_optimizer`), so this is the same computation.
+        A non-finite gradient norm makes DeepSpeed skip the step (fp32 and fp16; bf16 checks it only with
+        `check_grad_overflow`); `NonFiniteError` follows, and no weights are saved after it."""
+        if optimizer is not self.discriminator_optimizer:
+            phase = "mle" if optimizer is self.mle_optimizer else "adversarial"
+            if phase != self._generator_optimizer_phase:
+                if self._generator_optimizer_phase is not None:
+                    _base_optimizer(self.optimizer).state.clear()
+                self._generator_optimizer_phase = phase
+            optimizer = self.optimizer
+        # Schedulers write the learning rate into the wrapped torch optimizer's param groups (the same dicts
+        # DeepSpeed steps with); the MLE scheduler writes into its own, copied here.
+        for group, lr in zip(_base_optimizer(optimizer).param_groups, scheduler.get_last_lr()):
+            group["lr"] = lr
+        engine.backward(loss)
+        engine.step()
+        grad_norm = engine.get_global_grad_norm()
+        self._check_finite(f"gradient norm of the {what}", torch.as_tensor(float(grad_norm or 0.0)))
+        scheduler.step()
 
     def _position(self) -> str:
         """Where training is, in words, for error messages."""
@@ -774,7 +864,7 @@ class SeqGANTrainer(Trainer):
         """Everything besides weights and RNGs that the run needs to continue (see `seqgan_hf.checkpoint`).
 
         Under FSDP2 the optimizer states are gathered whole (a collective: every process calls this; only the
-        main process's return value holds them)."""
+        main process's return value holds them); under DeepSpeed, every process's ZeRO partition (a collective)."""
         return {
             "format": 1,
             "global_step": self.state.global_step,
@@ -782,7 +872,8 @@ class SeqGANTrainer(Trainer):
             "mle_steps": self._mle_steps,
             "discriminator_pretrain_rounds": self.args.discriminator_pretrain_rounds,
             "world_size": self.args.world_size,
-            "optimizer_layout": "full_fsdp2" if self._is_fsdp2() else "plain",
+            "optimizer_layout": self._optimizer_layout(),
+            "generator_optimizer_phase": self._generator_optimizer_phase,
             "mle_optimizer": self._optimizer_state(self.model, self.mle_optimizer),
             "mle_scheduler": self.mle_scheduler.state_dict(),
             "optimizer": self._optimizer_state(self.model, self.optimizer),
@@ -846,7 +937,8 @@ class SeqGANTrainer(Trainer):
 
     def _load_seqgan_checkpoint(self, checkpoint: str, mle_loader) -> None:
         """Restore models, optimizers, schedulers, progress and (now or at the resume point) RNG states."""
-        state = ckpt.load_state(os.path.join(checkpoint, ckpt.SEQGAN_STATE_NAME))
+        with _deepspeed_safe_globals() if self.is_deepspeed_enabled else contextlib.nullcontext():
+            state = ckpt.load_state(os.path.join(checkpoint, ckpt.SEQGAN_STATE_NAME))
         args = self.args
         if state["mle_steps"] != self._mle_steps or state["discriminator_pretrain_rounds"] != \
                 args.discriminator_pretrain_rounds:
@@ -861,13 +953,14 @@ class SeqGANTrainer(Trainer):
                 "%s was written by %d processes and is resumed on %d: training continues, but not bitwise "
                 "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
             )
-        layout = "full_fsdp2" if self._is_fsdp2() else "plain"
+        layout = self._optimizer_layout()
         if state.get("optimizer_layout", "plain") != layout:
+            names = {"full_fsdp2": "an FSDP2", "deepspeed": "a DeepSpeed", "plain": "a DDP or single-process"}
             raise ValueError(
-                f"{checkpoint} holds optimizer states of a {'non-' if layout == 'full_fsdp2' else ''}FSDP2 run, "
-                f"and this run {'is' if layout == 'full_fsdp2' else 'is not'} under FSDP2: resume it with the "
-                "accelerate config it was written with."
+                f"{checkpoint} holds optimizer states of {names.get(state.get('optimizer_layout', 'plain'))} run, "
+                f"and this is {names[layout]} run: resume it with the accelerate config it was written with."
             )
+        self._generator_optimizer_phase = state.get("generator_optimizer_phase")
         self._load_model_weights(self.model, checkpoint)
         self._load_model_weights(self.discriminator, os.path.join(checkpoint, "discriminator"))
         self._load_optimizer_state(self.model, self.mle_optimizer, state["mle_optimizer"])
@@ -1211,6 +1304,30 @@ def _check_loaded(model: nn.Module, folder: str, missing: list[str], unexpected:
     if missing or unexpected:
         raise ValueError(f"Checkpoint weights in {folder} do not fit the model: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}.")
+
+
+def _is_deepspeed_optimizer(optimizer) -> bool:
+    """An optimizer that accelerate prepared into a DeepSpeed engine (its ZeRO optimizer inside)."""
+    return type(optimizer).__name__ == "DeepSpeedOptimizerWrapper"
+
+
+def _deepspeed_safe_globals():
+    """Allow the DeepSpeed classes in a ZeRO optimizer's state_dict through `torch.load(weights_only=True)`."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address])
+
+
+def _base_optimizer(optimizer, depth: int = 2):
+    """Unwrap accelerate's optimizer wrapper (depth 1: DeepSpeed's ZeRO optimizer) and DeepSpeed's (depth 2:
+    the torch optimizer whose param groups DeepSpeed steps with); a plain torch optimizer as it is."""
+    for _ in range(depth):
+        if isinstance(optimizer, torch.optim.Optimizer) and not hasattr(optimizer, "optimizer"):
+            break
+        optimizer = getattr(optimizer, "optimizer", optimizer)
+    return optimizer
 
 
 def _first_not_none(*values):
