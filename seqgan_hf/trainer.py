@@ -44,6 +44,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import TrainOutput, get_last_checkpoint, rotate_checkpoints, speed_metrics
 
 from . import checkpoint as ckpt
+from . import parallel
 from .checkpoint import NonFiniteError
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset, mask_after_eos
@@ -385,7 +386,8 @@ class SeqGANTrainer(Trainer):
         return bool(getattr(self.accelerator, "is_fsdp2", False))
 
     def _optimizer_layout(self) -> str:
-        return "full_fsdp2" if self._is_fsdp2() else "deepspeed" if self.is_deepspeed_enabled else "plain"
+        """How optimizer states and weights are laid out across processes: see `seqgan_hf.parallel`."""
+        return parallel.FSDP2 if self._is_fsdp2() else parallel.DEEPSPEED if self.is_deepspeed_enabled else parallel.PLAIN
 
     def _full_model(self, name: str) -> nn.Module:
         """The generator ("generator") or discriminator ("discriminator") with full, current parameters.
@@ -406,52 +408,16 @@ class SeqGANTrainer(Trainer):
         return replica
 
     def _optimizer_state(self, model: nn.Module, optimizer) -> dict:
-        """`optimizer.state_dict()`; under FSDP2 the full (unsharded) state, gathered from every process (a
-        collective: call it on all of them; the main process receives the state, the others an empty dict)."""
-        if _is_deepspeed_optimizer(optimizer):
-            # ZeRO partitions: each process holds its own; all of them, in rank order (a collective).
-            from accelerate.utils import gather_object
-
-            return {"deepspeed_partitions": gather_object([optimizer.state_dict()])}
-        if not self._is_fsdp2():
-            return optimizer.state_dict()
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
-        return get_optimizer_state_dict(
-            model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
+        """The optimizer's state for a checkpoint, in this run's layout (a collective under FSDP2 / DeepSpeed)."""
+        return parallel.optimizer_state(model, optimizer, self._optimizer_layout())
 
     def _load_optimizer_state(self, model: nn.Module, optimizer, state: dict) -> None:
-        """Inverse of `_optimizer_state`: under FSDP2 every process takes its shard of the full state."""
-        if _is_deepspeed_optimizer(optimizer):
-            partitions = state["deepspeed_partitions"]
-            if len(partitions) != self.args.world_size:
-                raise ValueError(
-                    f"The checkpoint holds DeepSpeed ZeRO optimizer partitions of {len(partitions)} processes; resume "
-                    f"on that many, not {self.args.world_size}."
-                )
-            # The fp32 master partition too (exact under bf16, where the model's own weights are rounded).
-            _base_optimizer(optimizer, depth=1).load_state_dict(partitions, load_from_fp32_weights=True)
-            return
-        if not self._is_fsdp2():
-            optimizer.load_state_dict(state)
-            return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        parallel.load_optimizer_state(model, optimizer, state, self._optimizer_layout(), self.args.world_size)
 
     def _load_model_weights(self, model: nn.Module, folder: str) -> None:
-        """`_load_weights`; under FSDP2 each process keeps its shard of the full weights."""
-        if not self._is_fsdp2():
-            _load_weights(model, folder)
-            return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-        missing, unexpected = set_model_state_dict(
-            model, _read_weights(folder), options=StateDictOptions(full_state_dict=True, strict=False)
-        )
-        _check_loaded(model, folder, missing, unexpected)
-        self._stale = {"generator", "discriminator"}
+        parallel.load_weights(model, folder, self._optimizer_layout())
+        if self._replicas:
+            self._stale = {"generator", "discriminator"}
 
     # ---- training ----------------------------------------------------------------------------------------
 
@@ -607,12 +573,12 @@ class SeqGANTrainer(Trainer):
             phase = "mle" if optimizer is self.mle_optimizer else "adversarial"
             if phase != self._generator_optimizer_phase:
                 if self._generator_optimizer_phase is not None:
-                    _base_optimizer(self.optimizer).state.clear()
+                    parallel.base_optimizer(self.optimizer).state.clear()
                 self._generator_optimizer_phase = phase
             optimizer = self.optimizer
         # Schedulers write the learning rate into the wrapped torch optimizer's param groups (the same dicts
         # DeepSpeed steps with); the MLE scheduler writes into its own, copied here.
-        for group, lr in zip(_base_optimizer(optimizer).param_groups, scheduler.get_last_lr()):
+        for group, lr in zip(parallel.base_optimizer(optimizer).param_groups, scheduler.get_last_lr()):
             group["lr"] = lr
         engine.backward(loss)
         engine.step()
@@ -635,7 +601,7 @@ class SeqGANTrainer(Trainer):
 
     def _check_finite(self, what: str, *tensors: torch.Tensor) -> None:
         """Raise `NonFiniteError` on every process if any process holds a NaN/inf in `tensors`."""
-        bad = any(not bool(torch.isfinite(_full_tensor(t.detach())).all()) for t in tensors)
+        bad = any(not bool(torch.isfinite(parallel.full_tensor(t.detach())).all()) for t in tensors)
         if self.args.world_size > 1:  # every process must stop together, or the others hang in a collective
             flag = torch.tensor([1.0 if bad else 0.0], device=self.accelerator.device)
             bad = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
@@ -751,7 +717,7 @@ class SeqGANTrainer(Trainer):
                 with self.accelerator.autocast():
                     logits = discriminator(**inputs).logits
                     # Outside forward(): under FSDP2 a sharded (DTensor) sum, made whole on every process.
-                    loss = self.critic.loss(logits, batch_labels) + _full_tensor(regularization_loss(self.discriminator))
+                    loss = self.critic.loss(logits, batch_labels) + parallel.full_tensor(regularization_loss(self.discriminator))
                 self._update(
                     loss, discriminator, self.discriminator_optimizer, self.discriminator_scheduler, "discriminator loss"
                 )
@@ -937,7 +903,7 @@ class SeqGANTrainer(Trainer):
 
     def _load_seqgan_checkpoint(self, checkpoint: str, mle_loader) -> None:
         """Restore models, optimizers, schedulers, progress and (now or at the resume point) RNG states."""
-        with _deepspeed_safe_globals() if self.is_deepspeed_enabled else contextlib.nullcontext():
+        with parallel.deepspeed_safe_globals() if self.is_deepspeed_enabled else contextlib.nullcontext():
             state = ckpt.load_state(os.path.join(checkpoint, ckpt.SEQGAN_STATE_NAME))
         args = self.args
         if state["mle_steps"] != self._mle_steps or state["discriminator_pretrain_rounds"] != \
@@ -954,11 +920,11 @@ class SeqGANTrainer(Trainer):
                 "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
             )
         layout = self._optimizer_layout()
-        if state.get("optimizer_layout", "plain") != layout:
-            names = {"full_fsdp2": "an FSDP2", "deepspeed": "a DeepSpeed", "plain": "a DDP or single-process"}
+        written = state.get("optimizer_layout", parallel.PLAIN)
+        if written != layout:
             raise ValueError(
-                f"{checkpoint} holds optimizer states of {names.get(state.get('optimizer_layout', 'plain'))} run, "
-                f"and this is {names[layout]} run: resume it with the accelerate config it was written with."
+                f"{checkpoint} holds optimizer states of {parallel.LAYOUT_NAMES.get(written, written)} run, and this "
+                f"is {parallel.LAYOUT_NAMES[layout]} run: resume it with the accelerate config it was written with."
             )
         self._generator_optimizer_phase = state.get("generator_optimizer_phase")
         self._load_model_weights(self.model, checkpoint)
@@ -1031,7 +997,7 @@ class SeqGANTrainer(Trainer):
             # with "Attempted to access the data pointer on an invalid python storage".)
             self._save(output_dir, state_dict=self._full_model("generator").state_dict())
             if self.args.should_save:
-                _fix_architectures(os.path.join(output_dir, "config.json"), self.model)
+                parallel.fix_architectures(os.path.join(output_dir, "config.json"), self.model)
             discriminator_state = self._full_model("discriminator").state_dict()
         else:
             super().save_model(output_dir, _internal_call=True)
@@ -1047,7 +1013,7 @@ class SeqGANTrainer(Trainer):
                 discriminator_dir, state_dict=discriminator_state
             )
             if self._is_fsdp2():
-                _fix_architectures(os.path.join(discriminator_dir, "config.json"), self.discriminator)
+                parallel.fix_architectures(os.path.join(discriminator_dir, "config.json"), self.discriminator)
             if discriminator_code is not None:
                 # In discriminator/ (a self-contained model folder) and at the root: transformers resolves remote
                 # code at the repo root even when loading with subfolder="discriminator".
@@ -1230,7 +1196,7 @@ def _declare_remote_code(model: nn.Module) -> str | None:
 
     auto_classes = {LSTMForCausalLM: "AutoModelForCausalLM", CNNForSequenceClassification: "AutoModelForSequenceClassification"}
     model = getattr(model, "module", model)
-    model_class = _model_class(model)
+    model_class = parallel.model_class(model)
     auto_class = auto_classes.get(model_class)
     if auto_class is None:
         return None
@@ -1241,93 +1207,6 @@ def _declare_remote_code(model: nn.Module) -> str | None:
         auto_class: f"{stem}.{model_class.__name__}",
     }
     return source
-
-
-def _model_class(model: nn.Module) -> type:
-    """The model's own class: FSDP2's `fully_shard` swaps in a subclass (`FSDP<Name>`) of it and `FSDPModule`."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return next(cls for cls in type(model).__mro__ if not issubclass(cls, FSDPModule))
-
-
-def _fix_architectures(config_file: str, model: nn.Module) -> None:
-    """`save_pretrained` records `type(model).__name__`, which under FSDP2 is the `FSDP<Name>` subclass."""
-    import json
-
-    if not os.path.isfile(config_file):
-        return
-    with open(config_file) as handle:
-        config = json.load(handle)
-    config["architectures"] = [_model_class(model).__name__]
-    with open(config_file, "w") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-
-
-def _full_tensor(value):
-    """A DTensor (FSDP2: a sharded parameter or a value computed from one) as a whole tensor; others unchanged."""
-    from torch.distributed.tensor import DTensor
-
-    return value.full_tensor() if isinstance(value, DTensor) else value
-
-
-def _load_weights(model: nn.Module, folder: str) -> None:
-    """Load `save_pretrained` weights (single file or sharded safetensors) into `model` in place."""
-    missing, unexpected = model.load_state_dict(_read_weights(folder), strict=False)
-    _check_loaded(model, folder, missing, unexpected)
-
-
-def _read_weights(folder: str) -> dict[str, torch.Tensor]:
-    """The full weights `save_pretrained` wrote to `folder` (single file or sharded safetensors)."""
-    import json
-
-    from safetensors.torch import load_file
-
-    single = os.path.join(folder, "model.safetensors")
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(single):
-        state = load_file(single)
-    elif os.path.isfile(index):
-        with open(index) as handle:
-            shards = sorted(set(json.load(handle)["weight_map"].values()))
-        state = {}
-        for shard in shards:
-            state.update(load_file(os.path.join(folder, shard)))
-    else:
-        raise FileNotFoundError(f"No model.safetensors(.index.json) in {folder}: the checkpoint is incomplete.")
-    return state
-
-
-def _check_loaded(model: nn.Module, folder: str, missing: list[str], unexpected: list[str]) -> None:
-    tied = set(getattr(model, "_tied_weights_keys", None) or ())
-    missing = [name for name in missing if name not in tied]
-    if missing or unexpected:
-        raise ValueError(f"Checkpoint weights in {folder} do not fit the model: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}.")
-
-
-def _is_deepspeed_optimizer(optimizer) -> bool:
-    """An optimizer that accelerate prepared into a DeepSpeed engine (its ZeRO optimizer inside)."""
-    return type(optimizer).__name__ == "DeepSpeedOptimizerWrapper"
-
-
-def _deepspeed_safe_globals():
-    """Allow the DeepSpeed classes in a ZeRO optimizer's state_dict through `torch.load(weights_only=True)`."""
-    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-    from deepspeed.utils.tensor_fragment import fragment_address
-
-    return torch.serialization.safe_globals([LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address])
-
-
-def _base_optimizer(optimizer, depth: int = 2):
-    """Unwrap accelerate's optimizer wrapper (depth 1: DeepSpeed's ZeRO optimizer) and DeepSpeed's (depth 2:
-    the torch optimizer whose param groups DeepSpeed steps with); a plain torch optimizer as it is."""
-    for _ in range(depth):
-        if isinstance(optimizer, torch.optim.Optimizer) and not hasattr(optimizer, "optimizer"):
-            break
-        optimizer = getattr(optimizer, "optimizer", optimizer)
-    return optimizer
 
 
 def _first_not_none(*values):
