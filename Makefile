@@ -5,24 +5,32 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is pinned here (not in pyproject) so a fresh machine never pulls a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test lint install install-test clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# The test extra adds pytest, ruff, the metric references and DeepSpeed (for tests/test_deepspeed.py); the demo
+# does not need them (and accelerate imports DeepSpeed, with a start-up warning, wherever it is installed).
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
 
+install-test: $(VENV)/.installed-test
+
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/seqgan-hf train --config recipes/oracle_quick.yaml
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check seqgan_hf tests benchmarks
 
-test: install lint
+test: install-test lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 clean:
