@@ -22,11 +22,12 @@ are the same whatever `rollout_batch_size` is (it only bounds memory).
 Three paths, picked per model:
 
 * recurrent (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): states gathered per row, one step per token;
-* cached (any causal LM returning a `DynamicCache` of plain attention layers): every rollout row gets a copy
-  of its sequence's full-pass keys/values (all T positions), in a fixed-length cache layer where the row's own
-  tokens overwrite the positions after its prefix (no O(T) concatenation per token); the attention mask hides
-  the positions not yet overwritten and explicit `position_ids` place new tokens right after the prefix. The layout of a row never
-  depends on the other rows of its chunk, which keeps the results independent of chunking;
+* cached (any causal LM returning a `DynamicCache` of plain attention layers): every rollout row gets its own
+  fixed-length cache buffer of T positions holding its sequence's full-pass keys/values for the prefix; the
+  row's own tokens are written at the positions after its prefix (no O(T) concatenation per token), the
+  attention mask hides the positions not yet written, and explicit `position_ids` place new tokens right after
+  the prefix. The layout of a row never depends on the other rows of its chunk, which keeps the results
+  independent of chunking;
 * fallback (no cache, or a cache kind where hiding positions by mask is not valid, e.g. sliding windows or
   recurrent states): every step re-encodes the contiguous context. Correct for any causal LM, O(T^3).
 """
