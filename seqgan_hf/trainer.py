@@ -23,11 +23,8 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from collections import defaultdict
-from concurrent.futures import Future
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -49,6 +46,7 @@ from .checkpoint import NonFiniteError
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset, mask_after_eos
 from .discriminator import DiscriminatorAdapter, regularization_loss
+from .hub import HubMixin, HubPushError, declare_remote_code  # noqa: F401  (HubPushError: public here too)
 from .rollout import RolloutEngine
 
 logger = logging.getLogger(__name__)
@@ -59,10 +57,6 @@ _SAMPLING_SEED_OFFSET = 104_729
 _DATA_SEED_OFFSET = 1_299_709
 
 
-class HubPushError(RuntimeError):
-    """Pushing to the Hub failed; the local output directory is left as it was."""
-
-
 def _load(model_or_path, auto_class, what: str):
     if isinstance(model_or_path, str | os.PathLike):
         return auto_class.from_pretrained(model_or_path)
@@ -71,7 +65,7 @@ def _load(model_or_path, auto_class, what: str):
     return model_or_path
 
 
-class SeqGANTrainer(Trainer):
+class SeqGANTrainer(HubMixin, Trainer):
     """Adversarial training of a causal LM (the policy) against a sequence classifier (the critic).
 
     Args:
@@ -799,7 +793,6 @@ class SeqGANTrainer(Trainer):
 
     _last_loss: float = 0.0
     _phase: str = "mle"
-    _model_card_kwargs: dict = {}  # replaced (never mutated) by push_to_hub
     _mle_steps: int = 0
 
     def _start_phase(self, phase: str) -> None:
@@ -989,8 +982,8 @@ class SeqGANTrainer(Trainer):
         """
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         self._check_weights_finite(f"save to {output_dir}")
-        generator_code = _declare_remote_code(self.model)
-        discriminator_code = _declare_remote_code(self.discriminator)
+        generator_code = declare_remote_code(self.model)
+        discriminator_code = declare_remote_code(self.discriminator)
         if self._is_fsdp2():
             # The full weights are the replicas', current after the finite check above. (Not the Trainer's FSDP
             # save: accelerate gathers with cpu_offload=True, whose tensors safetensors rejects on CPU processes
@@ -1024,189 +1017,6 @@ class SeqGANTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
-
-    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, token: str | None = None,
-                    revision: str | None = None, private: bool | None = None, **kwargs):
-        """Push the generator and tokenizer (repo root), the discriminator (`discriminator/`) and a model card
-        generated from the run. Safe to call repeatedly (unchanged files are not re-sent). A failed push raises
-        `HubPushError` and leaves `output_dir` as saved; call `push_to_hub()` again to retry.
-
-        With `blocking=False` the upload runs in the background and a `concurrent.futures.Future` is returned:
-        its `result()` is the commit, or raises `HubPushError` if the upload failed (the failure is also logged as
-        a warning, so it is never silent when nobody waits on the future). The next push waits for it.
-
-        `kwargs` go to `create_model_card` (e.g. `dataset=`, `license=`, `tags=`, `language=`); they are
-        remembered, so later pushes (checkpoints, `save_model`) write the same card."""
-        kwargs = {**self._model_card_kwargs, **kwargs}
-        self._model_card_kwargs = dict(kwargs)
-        try:
-            pushed = super().push_to_hub(
-                commit_message=commit_message, blocking=blocking, token=token, revision=revision, private=private,
-                **kwargs,
-            )
-        except (OSError, ValueError) as err:  # HfHubHTTPError is an OSError (requests' HTTPError)
-            raise HubPushError(self._push_failure_message(err)) from err
-        if isinstance(pushed, Future):  # blocking=False, on the process that pushes
-            return self._watch_push(pushed)
-        return pushed
-
-    def _watch_push(self, upload: Future) -> Future:
-        """A future mirroring a background `upload`, whose failure is logged and becomes a `HubPushError`. It is
-        registered as the push in progress, so the Trainer's next push waits for it."""
-        from transformers.utils.hub import PushInProgress
-
-        watched: Future = Future()
-
-        def settle(done: Future) -> None:
-            if done.cancelled():
-                watched.cancel()
-                return
-            err = done.exception()
-            if err is None:
-                watched.set_result(done.result())
-                return
-            message = self._push_failure_message(err)
-            logger.warning("Background push failed. %s", message)
-            failure = HubPushError(message)
-            failure.__cause__ = err
-            watched.set_exception(failure)
-
-        upload.add_done_callback(settle)
-        in_progress = getattr(self, "push_in_progress", None)
-        if in_progress is None or in_progress.is_done():
-            self.push_in_progress = PushInProgress([watched])
-        else:
-            in_progress.jobs.append(watched)
-        return watched
-
-    def _push_failure_message(self, err: Exception) -> str:
-        from huggingface_hub import constants
-
-        repo = getattr(self, "hub_model_id", None) or self.args.hub_model_id
-        return (
-            f"Pushing {self.args.output_dir} to the Hub repo {repo!r} at {constants.ENDPOINT} failed: {err}. The "
-            f"local output is intact (generator in {self.args.output_dir}, discriminator in "
-            f"{os.path.join(self.args.output_dir, 'discriminator')}); retry with trainer.push_to_hub()."
-        )
-
-    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
-                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, **kwargs) -> None:
-        """Write `output_dir/README.md`: the SeqGAN model card (phases, configuration, metrics, citation)."""
-        if not self.is_world_process_zero():
-            return
-        from .model_card import build_model_card
-
-        name_or_path = finetuned_from or getattr(self.model.config, "_name_or_path", "") or ""
-        base_model = name_or_path if name_or_path and not os.path.exists(name_or_path) and \
-            not name_or_path.startswith((".", "/", "~")) else None
-        card = build_model_card(
-            model_name=model_name or Path(self.args.output_dir).name,
-            # Under FSDP2 the replicas (their class is the model's own, not FSDP's; no collective needed here).
-            generator=self._replicas.get("generator", self.model),
-            discriminator=self._replicas.get("discriminator", self.discriminator),
-            args=self.args,
-            phase_metrics=self.phase_metrics,
-            base_model=base_model,
-            dataset=dataset or dataset_tags,
-            dataset_description=self._dataset_description(),
-            num_train_sequences=len(self.real),
-            trust_remote_code=_declare_remote_code(self.model) is not None,
-            global_step=self.state.global_step if self.state is not None else None,
-            license=license,
-            language=language,
-            tags=[tags] if isinstance(tags, str) else tags,
-            repo_id=getattr(self, "hub_model_id", None) or self.args.hub_model_id,
-        )
-        os.makedirs(self.args.output_dir, exist_ok=True)
-        card.save(os.path.join(self.args.output_dir, "README.md"))
-
-    def _dataset_description(self) -> str | None:
-        from .oracle import OracleEvaluator
-
-        if isinstance(self.evaluator, OracleEvaluator):
-            config = self.evaluator.task.oracle.config
-            return (f"samples of a randomly initialised oracle LSTM (vocabulary {config.vocab_size}, hidden size "
-                    f"{config.hidden_dim}, length {self.args.sequence_length}): SeqGAN's synthetic benchmark")
-        return None
-
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """`hub_strategy` "every_save" / "checkpoint" / "all_checkpoints": push the checkpoint's models (both),
-        code and tokenizer with a fresh model card; for the last two also the checkpoint itself (as
-        `last-checkpoint/` or `checkpoint-<step>/`).
-
-        The push runs on the main process while training waits. A failed push does not stop training (as with
-        transformers' background pushes; on several processes, stopping the main one alone would leave the others
-        waiting in a collective): it is logged as a warning, the checkpoint and `output_dir` stay intact locally,
-        and the next checkpoint push or `push_to_hub()` uploads the current files."""
-        from transformers.trainer_utils import HubStrategy
-
-        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
-            return
-        self.callback_handler.on_push_begin(self.args, self.state, self.control)
-        output_dir = self.args.output_dir
-        for name in os.listdir(checkpoint_folder):
-            if name in (ckpt.SEQGAN_STATE_NAME, "trainer_state.json") or name.startswith("rng_state_"):
-                continue
-            source, target = os.path.join(checkpoint_folder, name), os.path.join(output_dir, name)
-            if os.path.isdir(source):
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(source, target)
-        self.create_model_card(**{
-            "model_name": (self.args.hub_model_id or Path(output_dir).name).split("/")[-1], **self._model_card_kwargs
-        })
-        api = _hf_api()
-        message = f"Training in progress, step {self.state.global_step}"
-        try:
-            api.upload_folder(
-                repo_id=self.hub_model_id, folder_path=output_dir, commit_message=message, token=self.args.hub_token,
-                ignore_patterns=["_*", "checkpoint-*", f"{ckpt.TMP_PREFIX}*"], revision=self.args.hub_revision,
-            )
-            if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
-                path_in_repo = ("last-checkpoint" if self.args.hub_strategy == HubStrategy.CHECKPOINT
-                                else Path(checkpoint_folder).name)
-                api.upload_folder(
-                    repo_id=self.hub_model_id, folder_path=checkpoint_folder, path_in_repo=path_in_repo,
-                    commit_message=message + ", checkpoint", token=self.args.hub_token,
-                    revision=self.args.hub_revision,
-                )
-        except (OSError, ValueError) as err:
-            logger.warning(
-                "Pushing %s (step %d) to the Hub failed; training continues. %s", checkpoint_folder,
-                self.state.global_step, self._push_failure_message(err),
-            )
-
-
-def _hf_api():
-    try:
-        from transformers.utils.hub import hf_api
-
-        return hf_api()
-    except ImportError:  # older transformers
-        from huggingface_hub import HfApi
-
-        return HfApi()
-
-
-def _declare_remote_code(model: nn.Module) -> str | None:
-    """For the paper's models: set `config.auto_map` (Auto class -> `<file>.<class>`) and return the modeling
-    file to ship next to the weights, so `trust_remote_code=True` loads them without `seqgan_hf`. The modeling
-    files import only torch, numpy and transformers."""
-    from .models import CNNForSequenceClassification, LSTMForCausalLM
-
-    auto_classes = {LSTMForCausalLM: "AutoModelForCausalLM", CNNForSequenceClassification: "AutoModelForSequenceClassification"}
-    model = getattr(model, "module", model)
-    model_class = parallel.model_class(model)
-    auto_class = auto_classes.get(model_class)
-    if auto_class is None:
-        return None
-    source = sys.modules[model_class.__module__].__file__
-    stem = Path(source).stem
-    model.config.auto_map = {
-        "AutoConfig": f"{stem}.{type(model.config).__name__}",
-        auto_class: f"{stem}.{model_class.__name__}",
-    }
-    return source
 
 
 def _first_not_none(*values):
