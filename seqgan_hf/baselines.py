@@ -196,13 +196,12 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
         return super().compute_loss(model, self._mixed_inputs(model, inputs, probability), return_outputs,
                                     num_items_in_batch)
 
-    def _coins(self, shape, probability: float, device) -> torch.Tensor:
-        """True where the model's own token replaces the ground truth."""
-        draws = torch.rand(shape, generator=self.sampling_generator, device=self.sampling_generator.device)
-        return (draws < probability).to(device)
-
     def _uniforms(self, shape, device) -> torch.Tensor:
         return torch.rand(shape, generator=self.sampling_generator, device=self.sampling_generator.device).to(device)
+
+    def _coins(self, shape, probability: float, device) -> torch.Tensor:
+        """True where the model's own token replaces the ground truth."""
+        return self._uniforms(shape, device) < probability
 
     def _sequential_loss(self, model, inputs, probability: float) -> torch.Tensor:
         """Exact scheduled sampling, one recurrent step per position."""

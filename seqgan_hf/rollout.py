@@ -147,7 +147,6 @@ class _RolloutLayer(DynamicLayer):
         super().__init__()
         self.keys, self.values = keys, values
         self.write_positions: torch.Tensor | None = None
-        self._flat_index: tuple[torch.Tensor, torch.Tensor] | None = None  # (write_positions, flat rows), per step
         self.is_initialized = True
         self.device = keys.device
 
@@ -155,10 +154,8 @@ class _RolloutLayer(DynamicLayer):
         # Seen as [rows * heads * T, d], the new entries are rows (r * heads + h) * T + position[r]: one
         # index_copy_ of contiguous d-vectors (index_put with two index tensors was 10% of a T=80 rollout).
         rows, heads, length, _ = self.keys.shape
-        if self._flat_index is None or self._flat_index[0] is not self.write_positions:
-            starts = torch.arange(rows * heads, device=self.keys.device).view(rows, heads) * length
-            self._flat_index = (self.write_positions, (starts + self.write_positions[:, None]).view(-1))
-        index = self._flat_index[1]
+        starts = torch.arange(rows * heads, device=self.keys.device).view(rows, heads) * length
+        index = (starts + self.write_positions[:, None]).view(-1)
         self.keys.view(-1, self.keys.shape[-1]).index_copy_(0, index, key_states.reshape(index.numel(), -1))
         self.values.view(-1, self.values.shape[-1]).index_copy_(0, index, value_states.reshape(index.numel(), -1))
         return self.keys, self.values
@@ -371,8 +368,9 @@ class RolloutEngine:
         active = _count_above(remaining, len(remaining), 0)
         if active == 0:
             return
-        # Each row's own buffer with its sequence's prefix keys/values (up to the longest prefix of the chunk).
-        cache = copy.deepcopy(full_cache)
+        # Each row's own buffer with its sequence's prefix keys/values (up to the longest prefix of the chunk), in
+        # a shallow copy of the full pass's cache object (its layers are replaced, its tensors never copied).
+        cache = copy.copy(full_cache)
         rows_b = b[:active]
         prefix_columns = int(t[active - 1]) + 1
         layers = [

@@ -56,6 +56,7 @@ Protocol notes (see ``huggingface_hub/utils/_http.py::hf_raise_for_status`` and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -227,6 +228,15 @@ class HubServer:
         self._oid_counter = itertools.count()
         self._httpd: _HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def failing_commits(self) -> Iterator[None]:
+        """Every commit fails (HTTP ``fail_status``) inside the block; commits work again after it."""
+        self.fail_commits = True
+        try:
+            yield
+        finally:
+            self.fail_commits = False
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 

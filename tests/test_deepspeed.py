@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from tests.launch import accelerate_launch, assert_saved_run_loads_and_generates
 
 # The test extra installs DeepSpeed: a clear ImportError at collection beats failing subprocesses.
 importlib.import_module("deepspeed")
@@ -33,7 +31,6 @@ DDP_CONFIG = REPO / "recipes" / "accelerate" / "cpu_2proc.yaml"
 RECIPE = REPO / "recipes" / "oracle_smoke.yaml"
 SETTINGS = ["--mle_learning_rate", "0.02", "--lr_scheduler_type", "linear", "--max_grad_norm", "0.5",
             "--rollout_policy", "delayed"]
-TIMEOUT_S = 420
 
 # Runs the CLI on every rank and records what DeepSpeed set up there; argv[1] is the folder for the records.
 RANK_SCRIPT = r"""
@@ -75,30 +72,6 @@ for name, module in (("generator", trainer.model), ("discriminator", trainer.dis
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _launch(config: Path, target: list[str], cwd: Path, deepspeed: bool, succeed: bool = True) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "MASTER_ADDR": "127.0.0.1"}
-    if deepspeed:
-        env["DS_ACCELERATOR"] = "cpu"
-        env.pop("ACCELERATE_USE_CPU", None)  # it would turn DeepSpeed off
-    else:
-        env["ACCELERATE_USE_CPU"] = "1"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-               "--main_process_port", str(_free_port()), *target]
-    proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_S)
-    if succeed:
-        assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
-    else:
-        assert proc.returncode != 0, "the launch was expected to fail"
-    return proc.stdout + proc.stderr
-
-
 def _train_args(output_dir: Path, *extra: str) -> list[str]:
     return ["--config", str(RECIPE), "--output_dir", str(output_dir), "--ddp_backend", "gloo", *SETTINGS, *extra]
 
@@ -109,14 +82,14 @@ def deepspeed_run(tmp_path_factory) -> tuple[Path, Path]:
     work = tmp_path_factory.mktemp("zero2")
     script = work / "rank_script.py"
     script.write_text(RANK_SCRIPT)
-    _launch(DEEPSPEED_CONFIG, [str(script), str(work / "record"), *_train_args(work / "out")], work, deepspeed=True)
+    accelerate_launch(DEEPSPEED_CONFIG, [str(script), str(work / "record"), *_train_args(work / "out")], work, deepspeed=True)
     return work / "out", work / "record"
 
 
 @pytest.fixture(scope="module")
 def ddp_output(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("ddp_reference")
-    _launch(DDP_CONFIG, ["-m", "seqgan_hf.cli", "train", *_train_args(work / "out")], work, deepspeed=False)
+    accelerate_launch(DDP_CONFIG, ["-m", "seqgan_hf.cli", "train", *_train_args(work / "out")], work, deepspeed=False)
     return work / "out"
 
 
@@ -168,26 +141,14 @@ def test_resume_under_zero2_is_bitwise(deepspeed_run, tmp_path, checkpoint) -> N
     resumed = tmp_path / "resumed"
     shutil.copytree(output_dir / checkpoint, resumed / checkpoint)
     target = ["-m", "seqgan_hf.cli", "train", *_train_args(resumed, "--resume_from_checkpoint", "latest")]
-    _launch(DEEPSPEED_CONFIG, target, tmp_path, deepspeed=True)
+    accelerate_launch(DEEPSPEED_CONFIG, target, tmp_path, deepspeed=True)
     _assert_same_weights(resumed, output_dir)
 
 
 def test_result_loads_and_generates(deepspeed_run) -> None:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    import seqgan_hf  # noqa: F401  (registers the paper's models)
-
     output_dir, record = deepspeed_run
-    generator = AutoModelForCausalLM.from_pretrained(output_dir).eval()
-    trained = load_file(record / "rank0" / "generator.safetensors")
-    for key, tensor in generator.state_dict().items():
-        assert torch.equal(tensor, trained[key]), key
-    prompt = torch.full((2, 1), generator.config.bos_token_id)
-    with torch.no_grad():
-        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
-    assert out.shape[0] == 2 and out.shape[1] > 1
-    discriminator = AutoModelForSequenceClassification.from_pretrained(output_dir / "discriminator")
-    assert type(discriminator).__name__ == "CNNForSequenceClassification"
+    shape = assert_saved_run_loads_and_generates(output_dir, record / "rank0" / "generator.safetensors", num=2)
+    assert shape[0] == 2 and shape[1] > 1
 
 
 # A finite policy-gradient loss whose gradient is NaN: d sqrt(x)/dx at x = 0 is inf, times dx/dp = 0.
@@ -209,7 +170,7 @@ def test_non_finite_gradient_stops_training_and_nothing_non_finite_is_saved(tmp_
     script = tmp_path / "nan_gradient.py"
     script.write_text(NAN_GRADIENT_SCRIPT)
     output_dir = tmp_path / "out"
-    log = _launch(DEEPSPEED_CONFIG, [str(script), *_train_args(output_dir)], tmp_path, deepspeed=True, succeed=False)
+    log = accelerate_launch(DEEPSPEED_CONFIG, [str(script), *_train_args(output_dir)], tmp_path, deepspeed=True, succeed=False)
     assert "NonFiniteError: Non-finite gradient norm of the policy-gradient loss" in log
     assert not (output_dir / "model.safetensors").exists()  # the final save never happened
     checkpoints = sorted(output_dir.glob("checkpoint-*"))

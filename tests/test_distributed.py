@@ -7,9 +7,6 @@ to observe each rank: the trainer it builds, the sequences each rank samples, an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +14,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.launch import accelerate_launch, assert_saved_run_loads_and_generates
+
 REPO = Path(__file__).resolve().parent.parent
 ACCELERATE_CONFIG = REPO / "recipes" / "accelerate" / "cpu_2proc.yaml"
 RECIPE = REPO / "recipes" / "oracle_smoke.yaml"
-LAUNCH_TIMEOUT_S = 420
 
 # Runs on every rank under `accelerate launch`; argv[1] is a folder for per-rank observations, the rest is the CLI's.
 RANK_SCRIPT = r"""
@@ -91,24 +89,9 @@ def launched(tmp_path_factory) -> tuple[Path, Path, dict]:
     output_dir, observe = work / "out", work / "observe"
     script = work / "rank_script.py"
     script.write_text(RANK_SCRIPT)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
-    command = [
-        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACCELERATE_CONFIG),
-        "--main_process_port", str(_free_port()), str(script), str(observe),
-        "--config", str(RECIPE), "--output_dir", str(output_dir), "--rollout_policy", "delayed",
-    ]
-    proc = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    accelerate_launch(ACCELERATE_CONFIG, [str(script), str(observe), "--config", str(RECIPE), "--output_dir",
+                                          str(output_dir), "--rollout_policy", "delayed"], work)
     return output_dir, observe, yaml.safe_load(RECIPE.read_text())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _info(observe: Path, rank: int) -> dict:
@@ -158,20 +141,8 @@ def test_only_main_process_writes_and_result_loads_and_generates(launched) -> No
     rng0, rng1 = (torch.load(checkpoint / f"rng_state_{r}.pth", weights_only=True) for r in (0, 1))
     assert not torch.equal(rng0["generators"]["sampling"], rng1["generators"]["sampling"])
 
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    import seqgan_hf  # noqa: F401  (registers the paper's models)
-
-    generator = AutoModelForCausalLM.from_pretrained(output_dir).eval()
-    trained = load_file(observe / "rank0" / "generator.safetensors")
-    for key, tensor in generator.state_dict().items():
-        assert torch.equal(tensor, trained[key]), key
-    prompt = torch.full((3, 1), generator.config.bos_token_id)
-    with torch.no_grad():
-        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
-    assert out.shape == (3, 1 + recipe["sequence_length"])
-    discriminator = AutoModelForSequenceClassification.from_pretrained(output_dir / "discriminator")
-    assert type(discriminator).__name__ == "CNNForSequenceClassification"
+    shape = assert_saved_run_loads_and_generates(output_dir, observe / "rank0" / "generator.safetensors", num=3)
+    assert shape == [3, 1 + recipe["sequence_length"]]
     results = json.loads((output_dir / "seqgan_results.json").read_text())
     assert "adversarial" in results and "nll_oracle" in json.dumps(results)
 
@@ -185,15 +156,9 @@ def test_two_process_run_resumes_bitwise_with_the_plain_cli(launched, tmp_path) 
     output_dir, observe, recipe = launched
     resumed = tmp_path / "resumed"
     shutil.copytree(output_dir / "checkpoint-10", resumed / "checkpoint-10")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
-    command = [
-        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(ACCELERATE_CONFIG),
-        "--main_process_port", str(_free_port()), "-m", "seqgan_hf.cli", "train", "--config", str(RECIPE),
-        "--output_dir", str(resumed), "--rollout_policy", "delayed", "--resume_from_checkpoint", "latest",
-    ]
-    proc = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    accelerate_launch(ACCELERATE_CONFIG, ["-m", "seqgan_hf.cli", "train", "--config", str(RECIPE), "--output_dir",
+                                          str(resumed), "--rollout_policy", "delayed", "--resume_from_checkpoint",
+                                          "latest"], tmp_path)
     for saved, reference in (("model.safetensors", "generator"), ("discriminator/model.safetensors", "discriminator")):
         actual, expected = load_file(resumed / saved), load_file(observe / "rank0" / f"{reference}.safetensors")
         for key in expected:
@@ -255,15 +220,8 @@ observe.mkdir(parents=True, exist_ok=True)
 def _launch_fsdp2(work: Path, output_dir: Path, observe: Path, *extra: str) -> None:
     script = work / "fsdp2_script.py"
     script.write_text(FSDP2_SCRIPT)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-           "MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "1"}
-    command = [
-        str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", str(FSDP2_CPU_CONFIG),
-        "--main_process_port", str(_free_port()), str(script), str(observe),
-        "--config", str(RECIPE), "--output_dir", str(output_dir), "--rollout_policy", "delayed", *extra,
-    ]
-    proc = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+    accelerate_launch(FSDP2_CPU_CONFIG, [str(script), str(observe), "--config", str(RECIPE), "--output_dir",
+                                         str(output_dir), "--rollout_policy", "delayed", *extra], work)
 
 
 @pytest.fixture(scope="module")

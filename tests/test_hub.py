@@ -288,11 +288,8 @@ def test_fresh_process_without_seqgan_hf_loads_both_models_with_trust_remote_cod
 
 
 def test_failed_push_raises_clear_error_and_keeps_local_output(hub, tmp_path) -> None:
-    hub.fail_commits = True
-    try:
+    with hub.failing_commits():
         out = _run(hub, FAIL, tmp_path)
-    finally:
-        hub.fail_commits = False
     report = json.loads((out / "result.json").read_text())
     assert report["error"] == "HubPushError" and report["cause"] == "HfHubHTTPError"
     assert "user/seqgan-broken" in report["message"] and "retry with trainer.push_to_hub()" in report["message"]
@@ -333,11 +330,8 @@ def test_hub_strategy_checkpoint_pushes_last_checkpoint_with_both_models(hub, tm
 
 
 def test_failed_background_pushes_warn_and_non_blocking_push_fails_with_clear_error(hub, tmp_path) -> None:
-    hub.fail_commits = True
-    try:
+    with hub.failing_commits():
         out = _run(hub, ASYNC_FAIL, tmp_path)
-    finally:
-        hub.fail_commits = False
     report = json.loads((out / "result.json").read_text())
     # Checkpoint pushes (hub_strategy="every_save") failed with a warning each; training still ran to the end.
     assert report["global_step"] == report["max_steps"]
