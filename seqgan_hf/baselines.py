@@ -73,6 +73,7 @@ class PGBleuTrainer(SeqGANTrainer):
         if discriminator is None:
             discriminator = placeholder_discriminator(_vocab_size(model))
         super().__init__(model=model, discriminator=discriminator, args=args, train_dataset=train_dataset, **kwargs)
+        self.prefix_scorer = None  # rewards are BLEU scores, not the discriminator's
         self.bleu_max_order = bleu_max_order
         self.bleu_smoothing = bleu_smoothing
         references, _ = self._token_lists(self.real.input_ids)

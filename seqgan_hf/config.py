@@ -136,6 +136,16 @@ class SeqGANConfig(TrainingArguments):
             "results. On CPU the engine further caps each forward at about 8192 tokens (faster: stays in cache)."
         },
     )
+    critic_prefix_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Score rollouts with a causal critic (a decoder classifier returning a KV cache, e.g. "
+            "GPT2ForSequenceClassification) by encoding each sampled sequence's prefixes once and feeding every "
+            "completion only its own tokens: about half the critic's work, same scores. Checked against full "
+            "forwards on first use and off, with a warning, where they disagree; other critics (the paper's CNN, "
+            "encoders, a separate tokenizer) always get full forwards. False: always full forwards."
+        },
+    )
     reward_baseline: str = field(
         default="none",
         metadata={

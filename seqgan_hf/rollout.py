@@ -13,7 +13,9 @@ Work done here, and why it is the minimum:
 * every rollout then feeds only its own sampled tokens: B * N * (T-1)(T-2)/2 positions in all, in forwards
   that mix rollouts of all N copies and of many prefixes (rows of different prefix lengths share one
   forward: a "staircase", rows that finish early simply drop out);
-* every complete sequence is scored by the discriminator exactly once, in batches.
+* every complete sequence is scored by the discriminator exactly once, in batches; a causal critic with a KV
+  cache (`prefix_scoring.PrefixSharingScorer`) encodes each prefix once and feeds completions only their own
+  tokens.
 
 Randomness is drawn up front as one uniform number per sampled token and turned into a token by inverse-CDF
 sampling, with kernels whose per-row result does not depend on the other rows of the batch. So the rewards
@@ -42,6 +44,7 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .models.lstm import LSTMState
+from .prefix_scoring import PrefixSharingScorer
 
 ScoreFn = Callable[[torch.LongTensor], torch.Tensor]
 
@@ -59,17 +62,20 @@ class WorkCounter:
     """Counts the work of reward computations (for tests and benchmarks).
 
     `generator_positions`: token positions fed through the generator; `generator_calls`: generator forwards
-    (or recurrent steps); `scored_sequences`: sequences passed to the discriminator.
+    (or recurrent steps); `scored_sequences`: sequences scored by the discriminator; `discriminator_positions`:
+    token positions fed through it (fewer than scored_sequences * T when a causal critic shares prefixes).
     """
 
     generator_positions: int = 0
     generator_calls: int = 0
     scored_sequences: int = 0
+    discriminator_positions: int = 0
 
     def reset(self) -> None:
         self.generator_positions = 0
         self.generator_calls = 0
         self.scored_sequences = 0
+        self.discriminator_positions = 0
 
 
 def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0) -> torch.LongTensor:
@@ -433,21 +439,45 @@ class RolloutEngine:
 
     # ---- rewards ---------------------------------------------------------------------------------------
 
+    def score_rows(self, length: int, device: torch.device) -> int:
+        """Sequences of `length` tokens per discriminator forward: `score_batch_size`, on CPU also ~8192 tokens."""
+        rows = self.score_batch_size
+        if device.type == "cpu":
+            tokens = _CPU_SCORE_TOKENS if self.score_block_tokens is None else self.score_block_tokens
+            if tokens > 0:
+                rows = min(rows, max(32, tokens // length))
+        return rows
+
     @torch.no_grad()
     def rewards(
-        self, rollouts: torch.LongTensor, sequences: torch.LongTensor, score_fn: ScoreFn
+        self,
+        rollouts: torch.LongTensor,
+        sequences: torch.LongTensor,
+        score_fn: ScoreFn,
+        prefix_scorer: PrefixSharingScorer | None = None,
     ) -> torch.Tensor:
         """Per-token rewards Q [B, T] from completed rollouts [B, N, T-1, T] and the sequences [B, T].
 
-        `score_fn` maps sequences [R, T] to P(real) [R]. Each complete sequence is scored once.
+        `score_fn` maps sequences [R, T] to P(real) [R]. Each complete sequence is scored once. With a
+        `prefix_scorer` (a causal critic), completions are scored on top of their prefix's cached critic states
+        where that is exact, and by `score_fn` otherwise.
         """
         batch_size, rollout_num, prefixes, length = rollouts.shape
-        flat = torch.cat([rollouts.reshape(-1, length), sequences], dim=0)
-        chunk_rows = self.score_batch_size
-        if flat.device.type == "cpu":
-            tokens = _CPU_SCORE_TOKENS if self.score_block_tokens is None else self.score_block_tokens
-            if tokens > 0:
-                chunk_rows = min(chunk_rows, max(32, tokens // length))
+        scores = None
+        if prefix_scorer is not None and prefixes:
+            scores = prefix_scorer.score_rollouts(
+                rollouts, sequences, lambda tokens: self.score_rows(tokens, rollouts.device), self.counter
+            )
+        if scores is None:
+            scores = self._score_full(torch.cat([rollouts.reshape(-1, length), sequences], dim=0), score_fn)
+        rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
+        final_scores = scores[batch_size * rollout_num * prefixes :]
+        # Average over the rollout axis (dim 1) of [B, N, T-1]: each prefix gets the mean of its own completions.
+        return torch.cat([rollout_scores.mean(dim=1), final_scores.unsqueeze(1)], dim=1)
+
+    def _score_full(self, flat: torch.LongTensor, score_fn: ScoreFn) -> torch.Tensor:
+        """P(real) of every row of `flat` [R, T], `score_rows` rows per discriminator call."""
+        chunk_rows = self.score_rows(flat.shape[1], flat.device)
         # Each chunk's scores go straight into one buffer: holding every chunk's small result tensor until a
         # final cat fragmented the heap (peak RSS grew with the number of chunks, ~1 GB at T=80 on CPU).
         scores = torch.empty(flat.shape[0], dtype=torch.float32, device=flat.device)
@@ -455,10 +485,8 @@ class RolloutEngine:
             chunk = flat[start : start + chunk_rows]
             scores[start : start + chunk.shape[0]] = score_fn(chunk).float().to(flat.device)
         self.counter.scored_sequences += flat.shape[0]
-        rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
-        final_scores = scores[batch_size * rollout_num * prefixes :]
-        # Average over the rollout axis (dim 1) of [B, N, T-1]: each prefix gets the mean of its own completions.
-        return torch.cat([rollout_scores.mean(dim=1), final_scores.unsqueeze(1)], dim=1)
+        self.counter.discriminator_positions += flat.numel()
+        return scores
 
     def __call__(
         self,
@@ -466,9 +494,11 @@ class RolloutEngine:
         sequences: torch.LongTensor,
         score_fn: ScoreFn,
         generator: torch.Generator | None = None,
+        prefix_scorer: PrefixSharingScorer | None = None,
     ) -> torch.Tensor:
         """Rewards Q [B, T] for `sequences` under rollout policy `model` and discriminator `score_fn`."""
-        return self.rewards(self.rollouts(model, sequences, generator), sequences, score_fn)
+        rollouts = self.rollouts(model, sequences, generator)
+        return self.rewards(rollouts, sequences, score_fn, prefix_scorer)
 
 
 def _rng_device(generator: torch.Generator | None, device: torch.device) -> torch.device:

@@ -47,6 +47,7 @@ from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset, mask_after_eos
 from .discriminator import DiscriminatorAdapter, regularization_loss
 from .hub import HubMixin, HubPushError, declare_remote_code  # noqa: F401  (HubPushError: public here too)
+from .prefix_scoring import PrefixSharingScorer
 from .rollout import RolloutEngine
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,13 @@ class SeqGANTrainer(HubMixin, Trainer):
             rollout_batch_size=args.rollout_batch_size,
             score_batch_size=args.score_batch_size,
         )
+        # Scores rollouts on a causal critic's cached prefixes where exact (None: full forwards, via `_score`).
+        # A subclass whose rewards do not come from the discriminator sets it to None.
+        self.prefix_scorer: PrefixSharingScorer | None = None
+        if args.critic_prefix_cache:
+            self.prefix_scorer = PrefixSharingScorer(
+                self.critic, lambda: self._full_model("discriminator"), lambda: self.accelerator.autocast()
+            )
         # The trainer's own random streams, one pair per process: the sampling stream (sequences and rollouts)
         # and the data stream (which real sequences a D round uses, D batch order). Ranks draw different
         # samples; a checkpoint saves and restores both, with the global RNGs, for every process.
@@ -623,7 +631,9 @@ class SeqGANTrainer(HubMixin, Trainer):
                 generator, args.per_device_train_batch_size, generator=self.sampling_generator
             )
             policy = self.rollout_model if self.rollout_model is not None else generator
-            rewards = self.rollout_engine(policy, sequences, self._score, generator=self.sampling_generator)
+            rewards = self.rollout_engine(
+                policy, sequences, self._score, generator=self.sampling_generator, prefix_scorer=self.prefix_scorer
+            )
         self.model.train()
         self._check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)

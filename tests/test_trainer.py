@@ -298,3 +298,25 @@ def test_phase_end_evaluation_is_not_repeated_at_an_eval_step(tmp_path):
     eval_steps = [entry["step"] for entry in trainer.state.log_history if "eval_probe" in entry]
     assert len(eval_steps) == len(set(eval_steps))  # never two evaluations at one step
     assert eval_steps[0] == 4 and "mle" in trainer.phase_metrics
+
+
+def test_causal_critic_scores_rollouts_on_cached_prefixes(tmp_path, text_dataset):
+    """critic_prefix_cache (default) engages for a GPT-2 critic and trains as full critic forwards do."""
+    tokenizer = train_tokenizer("wordlevel")
+    runs = {}
+    for share in (True, False):
+        trainer = SeqGANTrainer(
+            model=tiny_gpt2(tokenizer), discriminator=tiny_gpt2_classifier(tokenizer, 2),
+            args=quick_config(tmp_path / str(share), sequence_length=8, mle_epochs=0, critic_prefix_cache=share),
+            train_dataset=text_dataset, processing_class=tokenizer,
+        )
+        counter = trainer.rollout_engine.counter
+        trainer.train()
+        runs[share] = (trainer, counter.discriminator_positions, snapshot(trainer.model))
+    assert runs[True][0].prefix_scorer.enabled is True
+    assert runs[False][0].prefix_scorer is None
+    # 2 g-steps of 8 sequences, 2 rollouts, T = 8: full forwards feed 2 * (8*2*7 + 8) * 8 positions.
+    assert runs[False][1] == 2 * (8 * 2 * 7 + 8) * 8
+    assert runs[True][1] < 0.75 * runs[False][1]  # sampled text ends early (EOS): those rows are fed in full
+    for name, value in runs[False][2].items():
+        torch.testing.assert_close(runs[True][2][name], value, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,252 @@
+"""Scoring rollouts on a causal critic's cached prefixes (`seqgan_hf.prefix_scoring.PrefixSharingScorer`).
+
+Each completion of prefix y_1..y_t must get the score a full critic forward gives it, while the critic is fed
+only the completion's own T - t tokens; critics where that is not exact must fall back to full forwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+)
+from transformers.modeling_outputs import SequenceClassifierOutputWithPast  # noqa: E402
+
+from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
+from seqgan_hf.models.cnn import CNNDiscriminatorConfig, CNNForSequenceClassification  # noqa: E402
+from seqgan_hf.prefix_scoring import PrefixSharingScorer  # noqa: E402
+from seqgan_hf.rollout import RolloutEngine  # noqa: E402
+
+# The critic's vocabulary has one extra token, its pad (never sampled); the generator's own pad is PAD.
+VOCAB, BOS, PAD, EOS = 37, 0, 36, 5
+CRITIC_VOCAB, CRITIC_PAD = VOCAB + 1, VOCAB
+BATCH, ROLLOUT_NUM, LENGTH = 5, 3, 9
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _generator() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=64, bos_token_id=BOS)
+    return GPT2LMHeadModel(config).eval()
+
+
+def _gpt2_critic() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = GPT2Config(
+        vocab_size=CRITIC_VOCAB,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        pad_token_id=CRITIC_PAD,
+        num_labels=2,
+    )
+    return GPT2ForSequenceClassification(config).eval()
+
+
+def _llama_critic() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = LlamaConfig(
+        vocab_size=CRITIC_VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        pad_token_id=CRITIC_PAD,
+        num_labels=1,
+    )
+    return LlamaForSequenceClassification(config).eval()
+
+
+class _FirstTokenCritic(GPT2ForSequenceClassification):
+    """A causal critic with a cache that pools its *first* position: a cached prefix changes what it pools."""
+
+    def forward(self, input_ids=None, attention_mask=None, cache=None, use_cache=None, **kwargs):
+        output = self.transformer(
+            input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=use_cache
+        )
+        return SequenceClassifierOutputWithPast(
+            logits=self.score(output.last_hidden_state[:, 0]), cache=output.cache
+        )
+
+
+def _first_token_critic() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = GPT2Config(
+        vocab_size=CRITIC_VOCAB,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        n_positions=64,
+        pad_token_id=CRITIC_PAD,
+        num_labels=2,
+    )
+    return _FirstTokenCritic(config).eval()
+
+
+def _bert_critic() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = BertConfig(
+        vocab_size=CRITIC_VOCAB,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=CRITIC_PAD,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(config).eval()
+
+
+def _cnn_critic() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = CNNDiscriminatorConfig(
+        vocab_size=CRITIC_VOCAB,
+        embedding_dim=8,
+        filter_sizes=[2, 3],
+        num_filters=[4, 4],
+        pad_token_id=CRITIC_PAD,
+    )
+    return CNNForSequenceClassification(config).eval()
+
+
+def _adapter(critic, eos_token_id: int | None = None) -> DiscriminatorAdapter:
+    return DiscriminatorAdapter(
+        num_labels=critic.config.num_labels,
+        eos_token_id=eos_token_id,
+        pad_token_id=PAD if eos_token_id is not None else None,
+        discriminator_pad_token_id=critic.config.pad_token_id,
+    )
+
+
+def _batch(engine: RolloutEngine):
+    generator = _generator()
+    sequences = engine.sample(generator, BATCH, generator=torch.Generator().manual_seed(1))
+    return sequences, engine.rollouts(generator, sequences, generator=torch.Generator().manual_seed(2))
+
+
+def _both(critic, eos_token_id=None, score_batch_size=4096, autocast=None):
+    """(rewards from full forwards, rewards with prefix sharing, the scorer, the engine's counter)."""
+    engine = RolloutEngine(BOS, LENGTH, ROLLOUT_NUM, score_batch_size=score_batch_size)
+    sequences, rollouts = _batch(engine)
+    adapter = _adapter(critic, eos_token_id)
+    autocast = autocast or contextlib.nullcontext
+    scorer = PrefixSharingScorer(adapter, lambda: critic, autocast)
+    with autocast():
+        full = engine.rewards(rollouts, sequences, lambda rows: adapter.score(critic, rows))
+    engine.counter.reset()
+    shared = engine.rewards(
+        rollouts, sequences, lambda rows: adapter.score(critic, rows), prefix_scorer=scorer
+    )
+    return full, shared, scorer, engine.counter, rollouts
+
+
+def _expected_positions(rollouts: torch.LongTensor, shareable: torch.Tensor) -> int:
+    """B*T for the sampled sequences, then T - t per shared completion of prefix t and T per other one."""
+    prefix_length = torch.arange(1, LENGTH)
+    per_completion = torch.where(shareable, LENGTH - prefix_length, torch.full_like(prefix_length, LENGTH))
+    return BATCH * LENGTH + int(per_completion.sum())
+
+
+@pytest.mark.parametrize("make_critic", [_gpt2_critic, _llama_critic], ids=["gpt2", "llama"])
+def test_shared_prefixes_give_full_forward_scores_with_the_minimum_positions(make_critic):
+    critic = make_critic()
+    full, shared, scorer, counter, _ = _both(critic)
+    assert scorer.enabled is True
+    torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)
+    assert counter.scored_sequences == BATCH * ROLLOUT_NUM * (LENGTH - 1) + BATCH
+    # B*T for the sampled sequences plus the completions' own tokens: B*N*T(T-1)/2 (full scoring: 125 * 9).
+    assert (
+        counter.discriminator_positions == BATCH * LENGTH + BATCH * ROLLOUT_NUM * LENGTH * (LENGTH - 1) // 2
+    )
+    assert not critic.training
+
+
+def test_completions_holding_the_critic_pad_token_get_a_full_forward():
+    """A pad id that is also a token the generator samples: the classifier would pool before it; no sharing."""
+    torch.manual_seed(1)
+    config = GPT2Config(
+        vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=64, pad_token_id=PAD, num_labels=2
+    )
+    critic = GPT2ForSequenceClassification(config).eval()
+    full, shared, scorer, counter, rollouts = _both(critic)
+    assert scorer.enabled is True
+    torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)
+    shareable = (rollouts != PAD).all(dim=-1)
+    assert 0 < int(shareable.sum()) < shareable.numel()  # both kinds of rows occur
+    assert counter.discriminator_positions == _expected_positions(rollouts, shareable)
+
+
+def test_completions_padded_after_eos_fall_back_and_still_score_exactly():
+    critic = _gpt2_critic()
+    full, shared, scorer, counter, rollouts = _both(critic, eos_token_id=EOS)
+    assert scorer.enabled is True
+    torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)
+    # An EOS before the last position pads the rest: such completions are not shared.
+    shareable = (rollouts[..., :-1] != EOS).all(dim=-1)
+    assert 0 < int(shareable.sum()) < shareable.numel()  # both kinds of rows occur
+    assert counter.discriminator_positions == _expected_positions(rollouts, shareable)
+
+
+def test_scores_do_not_depend_on_the_critic_batch_size():
+    critic = _gpt2_critic()
+    _, wide, _, _, _ = _both(critic, score_batch_size=4096)
+    _, narrow, _, _, _ = _both(critic, score_batch_size=2)
+    torch.testing.assert_close(narrow, wide, rtol=0, atol=1e-6)
+
+
+def test_a_critic_that_does_not_pool_the_last_position_is_caught_and_scored_in_full(caplog):
+    critic = _first_token_critic()
+    with caplog.at_level(logging.WARNING, logger="seqgan_hf.prefix_scoring"):
+        full, shared, scorer, counter, _ = _both(critic)
+    assert scorer.enabled is False
+    assert "differ from a full forward" in caplog.text and "critic_prefix_cache=False" in caplog.text
+    assert torch.equal(shared, full)
+    assert counter.discriminator_positions == (BATCH * ROLLOUT_NUM * (LENGTH - 1) + BATCH) * LENGTH
+
+
+@pytest.mark.parametrize("make_critic", [_bert_critic, _cnn_critic], ids=["bert", "paper-cnn"])
+def test_critics_without_a_cache_are_scored_in_full_silently(make_critic, caplog):
+    critic = make_critic()
+    with caplog.at_level(logging.WARNING, logger="seqgan_hf.prefix_scoring"):
+        full, shared, scorer, _, _ = _both(critic)
+    assert scorer.enabled is False and caplog.text == ""
+    assert torch.equal(shared, full)
+
+
+def test_a_separate_critic_tokenizer_never_shares():
+    adapter = _adapter(_gpt2_critic())
+    adapter.retokenize = True  # what DiscriminatorAdapter sets when D has its own tokenizer
+    scorer = PrefixSharingScorer(adapter, _gpt2_critic)
+    assert scorer.enabled is False
+    rollouts = torch.ones(1, 1, LENGTH - 1, LENGTH, dtype=torch.long)
+    assert scorer.score_rollouts(rollouts, rollouts[:, 0, 0], lambda tokens: 8) is None
+
+
+def test_bfloat16_autocast_shares_within_bfloat16_precision():
+    critic = _gpt2_critic()
+    full, shared, scorer, _, _ = _both(critic, autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    assert scorer.enabled is True
+    torch.testing.assert_close(shared, full, rtol=0, atol=2e-2)
