@@ -43,26 +43,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    generator, _, _ = build_models("gpt2", 80, "cpu", quick=False)
+    generator, *_ = build_models("gpt2", 80, "cpu", quick=False)
     engine = RolloutEngine(BOS, 80, 16)
     sequences = engine.sample(generator, 16, generator=torch.Generator().manual_seed(1))
     print("== gpt2-rollouts (T=80, B=16, N=16) ==")
     print(profile_table(lambda: engine.rollouts(generator, sequences, torch.Generator().manual_seed(2)), args.rows))
 
-    _, _, score = build_models("lstm", 20, "cpu", quick=False)
+    _, _, score, _ = build_models("lstm", 20, "cpu", quick=False)
     batch = torch.randint(1, 5000, (4096, 20), generator=torch.Generator().manual_seed(3))
     cnn_engine = RolloutEngine(BOS, 20, 16)
     with torch.no_grad():
         print("== cnn-scoring (paper CNN, 4,096 sequences of length 20) ==")
-        print(profile_table(lambda: [score(chunk) for chunk in batch.split(cnn_engine_rows(cnn_engine, 20))],
+        print(profile_table(lambda: [score(chunk) for chunk in batch.split(cnn_engine.score_rows(20, batch.device))],
                             args.rows))
-
-
-def cnn_engine_rows(engine: RolloutEngine, length: int) -> int:
-    """Rows per discriminator forward that the engine uses on CPU (its ~8k-token cap)."""
-    from seqgan_hf.rollout import _CPU_SCORE_TOKENS
-
-    return min(engine.score_batch_size, max(32, _CPU_SCORE_TOKENS // length))
 
 
 if __name__ == "__main__":

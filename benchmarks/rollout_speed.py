@@ -13,7 +13,10 @@ T=20/40/80; B=64, N=16) it measures, alternating the three in every repeat and r
   and every iteration does the same work, so one iteration is timed and multiplied by N (`naive_rollouts`);
 * naive_recompute_s (GPT-2 cases): the same loop without any cache, every sampled token re-encoding its whole
   context (what ports written for RNNs do with a transformer: O(T^3) positions per sequence and rollout);
-* engine_s: `RolloutEngine.__call__` (rollouts + scoring), split into engine_rollout_s and engine_score_s;
+* engine_s: `RolloutEngine.__call__` (rollouts + scoring), split into engine_rollout_s and engine_score_s,
+  scoring as `SeqGANTrainer` does by default: the GPT-2 classifier (a causal critic) shares each prefix's cache
+  (`critic_prefix_cache`), the CNN gets full forwards; engine_score_full_critic_s: the same engine feeding every
+  completion to the GPT-2 critic in full (what the limit's discriminator forward does);
 * limit_s: the work no implementation can skip, done the most efficient way PyTorch offers: one
   teacher-forced generator forward over all B*N*(T-1) rollout sequences plus one discriminator forward over
   them, each at the best batch size of a small sweep.
@@ -49,6 +52,7 @@ sys.path.insert(0, str(REPO))
 from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
 from seqgan_hf.models.cnn import CNNDiscriminatorConfig, CNNForSequenceClassification  # noqa: E402
 from seqgan_hf.models.lstm import LSTMConfig, LSTMForCausalLM  # noqa: E402
+from seqgan_hf.prefix_scoring import PrefixSharingScorer  # noqa: E402
 from seqgan_hf.rollout import RolloutEngine  # noqa: E402
 
 BOS = 0
@@ -59,7 +63,11 @@ GPT2_VOCAB = 1000
 
 
 def build_models(kind: str, length: int, device: str, quick: bool):
-    """Generator, discriminator and a score function P(real) for one benchmark case."""
+    """Generator, discriminator, a score function P(real) and the trainer's prefix-sharing scorer for one case.
+
+    The scorer shares prefixes for the GPT-2 classifier (a causal critic with a cache); for the CNN it finds on
+    first use that it does not apply, and the engine then scores full sequences with `score`, as the trainer does.
+    """
     torch.manual_seed(0)
     if kind == "lstm":
         generator = LSTMForCausalLM(LSTMConfig(sequence_length=length))  # the paper's: V=5000, E=H=32
@@ -88,7 +96,7 @@ def build_models(kind: str, length: int, device: str, quick: bool):
     def score(sequences: torch.LongTensor) -> torch.Tensor:
         return adapter.score(discriminator, sequences)
 
-    return generator, discriminator, score
+    return generator, discriminator, score, PrefixSharingScorer(adapter, lambda: discriminator)
 
 
 # ---- the three contenders ----------------------------------------------------------------------------
@@ -179,10 +187,11 @@ def best_batch(candidates, run, device: str) -> int:
 def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int, device: str, quick: bool,
              naive_rollouts: int = 1, with_naive: bool = True, with_limit: bool = True,
              with_recompute: bool = False) -> dict:
-    generator, _, score = build_models(kind, length, device, quick)
+    generator, _, score, scorer = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
     sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
     rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))  # warm-up
+    engine.rewards(rollouts, sequences, score, scorer)  # warm-up; decides whether the critic shares prefixes
     vocab = generator.get_output_embeddings().weight.shape[0]
     g_batch = d_batch = 0
     if with_limit:
@@ -194,6 +203,7 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
         )
         d_batch = best_batch((256, 1024, 4096), lambda size: discriminator_pass(score, sub, size), device)
     naive_t, recompute_t, rollout_t, score_t, limit_t, limit_g, limit_d = [], [], [], [], [], [], []
+    score_full_t, critic_positions, scored = [], 0, 0
     for repeat in range(repeats):
         if with_naive:
             naive_t.append(
@@ -210,7 +220,10 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
             engine.rollouts, device, generator, sequences, torch.Generator().manual_seed(10 + repeat)
         )
         rollout_t.append(seconds)
-        score_t.append(clock(engine.rewards, device, rollouts, sequences, score)[0])
+        score_t.append(clock(engine.rewards, device, rollouts, sequences, score, scorer)[0])
+        critic_positions, scored = engine.counter.discriminator_positions, engine.counter.scored_sequences
+        if scorer.enabled:  # the same engine with every completion fed in full to the critic, for comparison
+            score_full_t.append(clock(engine.rewards, device, rollouts, sequences, score)[0])
         if with_limit:
             flat = rollouts.reshape(-1, length)
             limit_g.append(clock(generator_pass, device, generator, flat, g_batch)[0])
@@ -224,8 +237,13 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
         "engine_score_s": statistics.median(score_t),
         "generator_positions": engine.counter.generator_positions,
         "minimum_positions": batch * rollout_num * length * (length - 1) // 2 + batch * length,
-        "scored_sequences": engine.counter.scored_sequences,
+        "scored_sequences": scored,
+        "critic_prefix_cache": bool(scorer.enabled),
+        "discriminator_positions": critic_positions,
+        "discriminator_positions_full": (batch * rollout_num * (length - 1) + batch) * length,
     }
+    if score_full_t:
+        case["engine_score_full_critic_s"] = statistics.median(score_full_t)
     if with_naive:
         case.update(naive_s=statistics.median(naive_t), naive_rollouts_timed=naive_rollouts,
                     speedup_vs_naive=statistics.median(naive_t) / case["engine_s"])
@@ -250,7 +268,7 @@ def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: s
     """
     import threading
 
-    generator, _, score = build_models(kind, length, device, quick)
+    generator, _, score, scorer = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
     sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
     before_mb = _rss_mb()
@@ -265,7 +283,7 @@ def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: s
     watcher.start()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    engine(generator, sequences, score, generator=torch.Generator().manual_seed(2))
+    engine(generator, sequences, score, generator=torch.Generator().manual_seed(2), prefix_scorer=scorer)
     done.set()
     watcher.join()
     peak[0] = max(peak[0], _rss_mb())
@@ -315,7 +333,7 @@ def trainer_overhead(repeats: int, quick: bool) -> dict:
             self.times.append(time.perf_counter())
 
     def models():
-        generator, discriminator, _ = build_models("lstm", length, "cpu", quick)
+        generator, discriminator, _, _ = build_models("lstm", length, "cpu", quick)
         return generator.train(), discriminator.train()
 
     def trainer_run(phase: str) -> float:
@@ -392,7 +410,7 @@ def trainer_overhead(repeats: int, quick: bool) -> dict:
 
 def iteration_breakdown(paper_case: dict, overhead: dict, quick: bool) -> dict:
     """Seconds per adversarial iteration of the paper's protocol (1 g-step; 5 d-steps x 3 epochs on 10k+10k)."""
-    generator, _, _ = build_models("lstm", 20, "cpu", quick)
+    generator, *_ = build_models("lstm", 20, "cpu", quick)
     engine = RolloutEngine(BOS, 20, 16)
     sample_s = statistics.median(timed(lambda: engine.sample(generator, 64), "cpu") for _ in range(3))
     negatives_s = timed(lambda: engine.sample(generator, 4096), "cpu") * 10_000 / 4096

@@ -132,8 +132,9 @@ class SeqGANConfig(TrainingArguments):
     score_batch_size: int = field(
         default=4096,
         metadata={
-            "help": "Most sequences per discriminator forward when scoring rollouts; bounds memory, never changes "
-            "results. On CPU the engine further caps each forward at about 8192 tokens (faster: stays in cache)."
+            "help": "Most sequences per discriminator forward when scoring rollouts; bounds memory. It never changes "
+            "results with full critic forwards; with critic_prefix_cache, short forwards can round differently "
+            "(last float bits). On CPU the engine further caps each forward at about 8192 tokens (stays in cache)."
         },
     )
     critic_prefix_cache: bool = field(
