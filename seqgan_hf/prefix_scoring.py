@@ -48,9 +48,8 @@ def _plain_kv_cache(cache) -> bool:
     )
 
 
-def _prefix_cache(
-    layers: list[tuple[torch.Tensor, torch.Tensor]], sequence_rows: torch.Tensor, prefix_length: int
-) -> DynamicCache:
+def _prefix_cache(layers: list[tuple[torch.Tensor, torch.Tensor]], sequence_rows: torch.Tensor,
+                  prefix_length: int) -> DynamicCache:
     """A new cache holding, for each row, its sequence's keys/values at positions 0 .. prefix_length - 1."""
     return DynamicCache(
         ddp_cache_data=[
@@ -136,10 +135,7 @@ class PrefixSharingScorer:
         full_cache = []
         if share:
             full_cache = [
-                (
-                    torch.cat([part[index][0] for part in layer_parts]),
-                    torch.cat([part[index][1] for part in layer_parts]),
-                )
+                (torch.cat([part[index][0] for part in layer_parts]), torch.cat([part[index][1] for part in layer_parts]))
                 for index in range(len(layer_parts[0]))
             ]
             # Not exact for this critic (now off for good), or undecided (nothing shareable yet): full forwards.
@@ -156,19 +152,13 @@ class PrefixSharingScorer:
             shared = self._shareable(inputs) & share
             shared_rows = shared.nonzero().squeeze(1)
             for rows in _chunks(shared_rows, rows_per_forward(length - prefix_length)):
-                logits = self._suffix_logits(
-                    critic, full_cache, inputs, rows, sequence_of[rows], prefix_length
-                )
-                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(
-                    logits, rollouts
-                )
+                logits = self._suffix_logits(critic, full_cache, inputs, rows, sequence_of[rows], prefix_length)
+                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(logits, rollouts)
             positions += shared_rows.numel() * (length - prefix_length)
             full_rows = (~shared).nonzero().squeeze(1)
             for rows in _chunks(full_rows, rows_per_forward(length)):
                 logits = critic(**{key: value[rows] for key, value in inputs.items()}).logits
-                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(
-                    logits, rollouts
-                )
+                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(logits, rollouts)
             positions += full_rows.numel() * length
         if counter is not None:
             counter.scored_sequences += completions + batch_size
@@ -182,9 +172,7 @@ class PrefixSharingScorer:
         except TypeError:
             return None
 
-    def _suffix_logits(
-        self, critic, full_cache, inputs, rows, sequence_rows, prefix_length: int
-    ) -> torch.Tensor:
+    def _suffix_logits(self, critic, full_cache, inputs, rows, sequence_rows, prefix_length: int) -> torch.Tensor:
         """Critic logits of completions `rows` fed only their tokens after the prefix, over its cached states."""
         cache = _prefix_cache(full_cache, sequence_rows, prefix_length)
         suffix = {
@@ -208,30 +196,17 @@ class PrefixSharingScorer:
             return None
         # A spread of prefix lengths and sequences among the shareable completions.
         candidates = shareable.nonzero().squeeze(1)
-        picks = candidates[
-            torch.linspace(0, candidates.numel() - 1, _CHECK_ROWS, device=device).long().unique()
-        ]
+        picks = candidates[torch.linspace(0, candidates.numel() - 1, _CHECK_ROWS, device=device).long().unique()]
         inputs = {key: value[picks] for key, value in inputs.items()}
         try:
             full_logits = critic(**inputs).logits.float()
-            shared_logits = torch.cat(
-                [
-                    self._suffix_logits(
-                        critic,
-                        full_cache,
-                        inputs,
-                        torch.tensor([row], device=device),
-                        picks[row : row + 1] // (prefixes * rollout_num),
-                        int(picks[row]) % prefixes + 1,
-                    )
-                    for row in range(picks.numel())
-                ]
-            ).float()
-        except (
-            TypeError,
-            ValueError,
-            RuntimeError,
-        ) as error:  # a critic whose forward takes no cache this way
+            # Completion row r: sequence r // ((T-1) * N), prefix length r % (T-1) + 1 (flat [B, N, T-1] order).
+            shared_logits = torch.cat([
+                self._suffix_logits(critic, full_cache, inputs, torch.tensor([row], device=device),
+                                    picks[row : row + 1] // (prefixes * rollout_num), int(picks[row]) % prefixes + 1)
+                for row in range(picks.numel())
+            ]).float()
+        except (TypeError, ValueError, RuntimeError) as error:  # a critic whose forward takes no cache this way
             self._disable(f"{type(critic).__name__} cannot continue from a cache ({error})")
             return False
         dtype = next(critic.parameters()).dtype
@@ -247,9 +222,7 @@ class PrefixSharingScorer:
             )
             return False
         self.enabled = True
-        logger.info(
-            "Scoring rollouts with %s's prefix cache (each prefix encoded once).", type(critic).__name__
-        )
+        logger.info("Scoring rollouts with %s's prefix cache (each prefix encoded once).", type(critic).__name__)
         return True
 
     def _shareable(self, inputs: dict) -> torch.Tensor:
