@@ -127,7 +127,10 @@ class SeqGANConfig(TrainingArguments):
     )
     rollout_batch_size: int = field(
         default=4096,
-        metadata={"help": "Rows per generator forward during rollouts; bounds memory, never changes results."},
+        metadata={
+            "help": "Rows per generator forward during rollouts; bounds memory, never changes results. On CPU the "
+            "engine further caps each forward at about 4M logits (rows x vocabulary: allocations glibc reuses)."
+        },
     )
     score_batch_size: int = field(
         default=4096,

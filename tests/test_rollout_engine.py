@@ -101,6 +101,30 @@ def test_same_rng_stream_same_rewards_whatever_the_chunking(name):
         assert torch.equal(rewards, reference[2])
 
 
+@pytest.mark.parametrize("name", ["lstm", "gpt2"])
+def test_cpu_rollout_chunks_are_capped_by_their_logits_without_changing_results(name):
+    """On CPU a chunk holds at most ~rollout_block_logits / V rows (at least 64), whatever rollout_batch_size says."""
+    model = MODELS[name]()
+    length, rollout_num, batch = 6, 8, 4  # 4 * 8 * 5 = 160 rollout rows
+    capped = RolloutEngine(BOS, length, rollout_num, rollout_block_logits=VOCAB * 70)
+    uncapped = RolloutEngine(BOS, length, rollout_num, rollout_block_logits=0)
+    assert capped.rollout_rows(VOCAB, torch.device("cpu")) == 70
+    assert capped.rollout_rows(VOCAB, torch.device("meta")) == 4096  # accelerators: rollout_batch_size only
+    assert uncapped.rollout_rows(VOCAB, torch.device("cpu")) == 4096
+    sequences = _sequences(capped, model, batch)
+    capped.counter.reset()
+    widest = []  # rows of every transformer forward (the LSTM's steps bypass forward: its calls are counted)
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: widest.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    rollouts = capped.rollouts(model, sequences, generator=torch.Generator().manual_seed(2))
+    hook.remove()
+    assert torch.equal(rollouts, uncapped.rollouts(model, sequences, generator=torch.Generator().manual_seed(2)))
+    assert capped.counter.generator_calls > uncapped.counter.generator_calls  # more, smaller forwards
+    if name == "gpt2":
+        assert max(widest[1:]) == 70  # after the one pass over the B sequences
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_engine_matches_the_naive_reference_and_keeps_prefixes(name):
     """Same uniforms -> the same completions as re-encoding each prefix alone (cache reuse changes nothing)."""
