@@ -308,3 +308,52 @@ def test_launch_that_accelerate_would_silently_change_is_refused_or_flagged(monk
     with caplog.at_level("WARNING", logger="seqgan_hf.trainer"):
         SeqGANTrainer._check_launch(ddp)
     assert "NOT sharded" in caplog.text
+
+
+# ---- a transformer pair with a causal critic under DDP ------------------------------------------------------
+
+# argv: observation folder, repository root (for the test helpers' tiny models and tokenizer).
+TRANSFORMER_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import datasets
+from safetensors.torch import save_file
+from seqgan_hf import SeqGANTrainer
+from tests.conftest import CORPUS, quick_config, train_tokenizer
+from tests.test_trainer import tiny_gpt2, tiny_gpt2_classifier
+
+observe, rank = Path(sys.argv[1]), int(os.environ["RANK"])
+tokenizer = train_tokenizer("wordlevel")
+trainer = SeqGANTrainer(
+    model=tiny_gpt2(tokenizer), discriminator=tiny_gpt2_classifier(tokenizer, 2),
+    args=quick_config(observe, sequence_length=8, mle_epochs=0), train_dataset=datasets.Dataset.from_dict({"text": CORPUS}),
+    processing_class=tokenizer,
+)
+trainer.train()
+mine = observe / f"rank{rank}"
+mine.mkdir(parents=True, exist_ok=True)
+save_file({k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}, mine / "generator.safetensors")
+(mine / "info.json").write_text(json.dumps({
+    "world_size": trainer.args.world_size, "prefix_cache": trainer.prefix_scorer.enabled,
+    "critic_positions": trainer.rollout_engine.counter.discriminator_positions,
+    "scored": trainer.rollout_engine.counter.scored_sequences,
+}))
+"""
+
+
+def test_transformer_pair_with_a_causal_critic_trains_identically_on_two_processes(tmp_path) -> None:
+    """GPT-2 generator (cached rollouts) + GPT-2 critic (scored on cached prefixes) under 2-process DDP."""
+    script = tmp_path / "transformer_script.py"
+    script.write_text(TRANSFORMER_SCRIPT)
+    observe = tmp_path / "observe"
+    accelerate_launch(ACCELERATE_CONFIG, [str(script), str(observe), str(REPO)], tmp_path)
+    infos = [json.loads((observe / f"rank{rank}" / "info.json").read_text()) for rank in (0, 1)]
+    for info in infos:
+        assert info["world_size"] == 2 and info["prefix_cache"] is True
+        # Each rank's 2 g-steps score (8*2*7 + 8) sequences of 8 tokens each; shared prefixes feed fewer positions.
+        assert info["scored"] == 2 * (8 * 2 * 7 + 8)
+        assert info["critic_positions"] < 0.8 * info["scored"] * 8
+    rank0, rank1 = (load_file(observe / f"rank{rank}" / "generator.safetensors") for rank in (0, 1))
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), f"generator.{key} differs between ranks"
