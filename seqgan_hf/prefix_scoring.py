@@ -24,11 +24,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .discriminator import DiscriminatorAdapter
+
+if TYPE_CHECKING:
+    from .rollout import WorkCounter
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +71,8 @@ def _chunks(rows: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
 class PrefixSharingScorer:
     """Scores a batch's rollouts with a causal critic, encoding each sampled sequence's prefix once.
 
-    Used by `RolloutEngine.rewards` through `score_rollouts`, which returns None whenever sharing does not apply
-    (the engine then scores full sequences as usual).
+    Used by `RolloutEngine.rewards` through `score_rollouts`, which returns None once sharing is known not to
+    apply to the critic (the engine then scores full sequences as usual).
 
     Args:
         adapter: the trainer's `DiscriminatorAdapter` (generator ids -> critic inputs, logits -> P(real)).
@@ -94,7 +98,7 @@ class PrefixSharingScorer:
         rollouts: torch.LongTensor,
         sequences: torch.LongTensor,
         rows_per_forward: Callable[[int], int],
-        counter=None,
+        counter: WorkCounter | None = None,
     ) -> torch.Tensor | None:
         """P(real) of every completion and sequence, flat as `RolloutEngine.rewards` lays them out.
 
