@@ -6,8 +6,9 @@ Usage:
     HF_HUB_OFFLINE=1 python benchmarks/profile_rollout.py --rows 12
 
 Cases (the models of `rollout_speed.py`, one torch thread): `gpt2-rollouts` profiles `RolloutEngine.rollouts`
-for the small GPT-2 generator at T=80 (B=16, N=16: a quarter of the benchmark's batch); `cnn-scoring` profiles
-the paper CNN scoring 4,096 rollout-length sequences in the engine's CPU chunks.
+for the small GPT-2 generator at T=80 (B=16, N=16: a quarter of the benchmark's batch); `lstm-rollouts` the
+paper's LSTM at the paper's sizes (B=64, N=16, T=20); `cnn-scoring` the paper CNN scoring 4,096 rollout-length
+sequences in the engine's CPU chunks.
 """
 
 from __future__ import annotations
@@ -49,7 +50,13 @@ def main() -> None:
     print("== gpt2-rollouts (T=80, B=16, N=16) ==")
     print(profile_table(lambda: engine.rollouts(generator, sequences, torch.Generator().manual_seed(2)), args.rows))
 
-    _, _, score, _ = build_models("lstm", 20, "cpu", quick=False)
+    lstm, _, score, _ = build_models("lstm", 20, "cpu", quick=False)
+    lstm_engine = RolloutEngine(BOS, 20, 16)
+    lstm_sequences = lstm_engine.sample(lstm, 64, generator=torch.Generator().manual_seed(1))
+    print("== lstm-rollouts (paper LSTM, T=20, B=64, N=16) ==")
+    print(profile_table(lambda: lstm_engine.rollouts(lstm, lstm_sequences, torch.Generator().manual_seed(2)),
+                        args.rows))
+
     batch = torch.randint(1, 5000, (4096, 20), generator=torch.Generator().manual_seed(3))
     cnn_engine = RolloutEngine(BOS, 20, 16)
     with torch.no_grad():
