@@ -24,15 +24,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache
 
 from .discriminator import DiscriminatorAdapter
-
-if TYPE_CHECKING:
-    from .rollout import WorkCounter
+from .rollout import WorkCounter, _maskable_cache
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +38,6 @@ logger = logging.getLogger(__name__)
 _CHECK_ROWS = 8
 _TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4}
 _LOW_PRECISION_TOLERANCE = 3e-2
-
-
-def _plain_kv_cache(cache) -> bool:
-    layers = getattr(cache, "layers", None)
-    return (
-        isinstance(cache, DynamicCache)
-        and bool(layers)
-        and all(type(layer) is DynamicLayer and not getattr(layer, "is_sliding", False) for layer in layers)
-    )
 
 
 def _prefix_cache(layers: list[tuple[torch.Tensor, torch.Tensor]], sequence_rows: torch.Tensor,
@@ -128,7 +116,8 @@ class PrefixSharingScorer:
         for chunk in sequences.split(rows_per_forward(length)):
             inputs = self.adapter.encode(chunk, device)
             output = self._cached_forward(critic, inputs) if share else None
-            if output is None or not _plain_kv_cache(getattr(output, "cache", None)):
+            # Plain (non-sliding) KV layers hold every prefix position, as the generator's cached path needs too.
+            if output is None or not _maskable_cache(getattr(output, "cache", None)):
                 if share:
                     self._disable(f"{type(critic).__name__} returns no plain key/value cache")
                 share = False
@@ -138,9 +127,10 @@ class PrefixSharingScorer:
                 layer_parts.append([(layer.keys, layer.values) for layer in output.cache.layers])
         full_cache = []
         if share:
+            # Per layer, the chunks' keys and values joined along the batch (one chunk: used as is, no copy).
             full_cache = [
-                (torch.cat([part[index][0] for part in layer_parts]), torch.cat([part[index][1] for part in layer_parts]))
-                for index in range(len(layer_parts[0]))
+                tuple(parts[0] if len(parts) == 1 else torch.cat(parts) for parts in zip(*layer))
+                for layer in zip(*layer_parts)
             ]
             # Not exact for this critic (now off for good), or undecided (nothing shareable yet): full forwards.
             share = self.enabled is True or bool(self._check(critic, full_cache, rollouts))

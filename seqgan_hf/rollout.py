@@ -39,12 +39,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from .models.lstm import LSTMState
-from .prefix_scoring import PrefixSharingScorer
+
+if TYPE_CHECKING:
+    from .prefix_scoring import PrefixSharingScorer
 
 ScoreFn = Callable[[torch.LongTensor], torch.Tensor]
 
@@ -54,7 +57,8 @@ _CDF_BLOCK = 64
 _CPU_SAMPLE_ELEMENTS = 1 << 19
 # On CPU a rollout forward produces at most about this many logits (rows x vocabulary: 16 MB in float32). glibc
 # serves larger blocks (over 32 MB) by mmap, fresh zeroed pages on every step: for the paper's LSTM (V=5000),
-# 4096-row chunks took 0.95 million minor page faults per reward computation and 1.7x the time of 838-row ones.
+# 4096-row chunks took ~0.93 million minor page faults per reward computation and 1.6x the time of 838-row ones
+# (benchmarks/chunking.py).
 _CPU_ROLLOUT_LOGITS = 1 << 22
 # On CPU discriminator forwards take about this many tokens at a time: measured 1.5-2.5x faster than
 # 4096-sequence batches for the paper's CNN and a small GPT-2 classifier (activations stay in cache).
@@ -312,12 +316,8 @@ class RolloutEngine:
 
     def rollout_rows(self, vocab_size: int, device: torch.device) -> int:
         """Rollout rows per chunk: `rollout_batch_size`, on CPU also about `rollout_block_logits` / vocabulary."""
-        rows = self.rollout_batch_size
-        if device.type == "cpu":
-            logits = _CPU_ROLLOUT_LOGITS if self.rollout_block_logits is None else self.rollout_block_logits
-            if logits > 0:
-                rows = min(rows, max(64, logits // vocab_size))
-        return rows
+        return _cpu_capped(self.rollout_batch_size, device, self.rollout_block_logits, _CPU_ROLLOUT_LOGITS,
+                           vocab_size, floor=64)
 
     def _rows(self, batch_size: int, length: int, device: torch.device):
         """All rollout rows as (prefix length t, sequence b, rollout n), t ascending (row-major over [T-1, B, N]).
@@ -461,12 +461,8 @@ class RolloutEngine:
 
     def score_rows(self, length: int, device: torch.device) -> int:
         """Sequences of `length` tokens per discriminator forward: `score_batch_size`, on CPU also ~8192 tokens."""
-        rows = self.score_batch_size
-        if device.type == "cpu":
-            tokens = _CPU_SCORE_TOKENS if self.score_block_tokens is None else self.score_block_tokens
-            if tokens > 0:
-                rows = min(rows, max(32, tokens // length))
-        return rows
+        return _cpu_capped(self.score_batch_size, device, self.score_block_tokens, _CPU_SCORE_TOKENS, length,
+                           floor=32)
 
     @torch.no_grad()
     def rewards(
@@ -523,6 +519,15 @@ class RolloutEngine:
 
 def _rng_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
     return generator.device if generator is not None else device
+
+
+def _cpu_capped(rows: int, device: torch.device, budget: int | None, default_budget: int, per_row: int,
+                floor: int) -> int:
+    """`rows`, on CPU at most `budget` (None: `default_budget`; 0: no cap) // `per_row`, but never below `floor`."""
+    if device.type != "cpu":
+        return rows
+    budget = default_budget if budget is None else budget
+    return min(rows, max(floor, budget // per_row)) if budget > 0 else rows
 
 
 def _count_above(remaining: list[int], active: int, step: int) -> int:

@@ -76,6 +76,15 @@ def tiny_cnn(vocab_size: int = 40, num_labels: int = 2, **kwargs):
     )
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread avoids OpenMP barrier stalls when the CPU is shared (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def quick_config(tmp_path, **overrides):
     """A SeqGANConfig small enough for a unit test: every phase runs, for a step or two."""
     from seqgan_hf import SeqGANConfig

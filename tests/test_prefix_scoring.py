@@ -36,12 +36,7 @@ CRITIC_VOCAB, CRITIC_PAD = VOCAB + 1, VOCAB
 BATCH, ROLLOUT_NUM, LENGTH = 5, 3, 9
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _generator() -> torch.nn.Module:
@@ -50,11 +45,14 @@ def _generator() -> torch.nn.Module:
     return GPT2LMHeadModel(config).eval()
 
 
-def _gpt2_critic() -> torch.nn.Module:
+def _gpt2_critic_config(n_layer: int, vocab_size: int = CRITIC_VOCAB, pad_token_id: int = CRITIC_PAD) -> GPT2Config:
     torch.manual_seed(1)
-    config = GPT2Config(vocab_size=CRITIC_VOCAB, n_embd=16, n_layer=2, n_head=2, n_positions=64,
-                        pad_token_id=CRITIC_PAD, num_labels=2)
-    return GPT2ForSequenceClassification(config).eval()
+    return GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=n_layer, n_head=2, n_positions=64,
+                      pad_token_id=pad_token_id, num_labels=2)
+
+
+def _gpt2_critic() -> torch.nn.Module:
+    return GPT2ForSequenceClassification(_gpt2_critic_config(n_layer=2)).eval()
 
 
 def _llama_critic() -> torch.nn.Module:
@@ -73,10 +71,7 @@ class _FirstTokenCritic(GPT2ForSequenceClassification):
 
 
 def _first_token_critic() -> torch.nn.Module:
-    torch.manual_seed(1)
-    config = GPT2Config(vocab_size=CRITIC_VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=64,
-                        pad_token_id=CRITIC_PAD, num_labels=2)
-    return _FirstTokenCritic(config).eval()
+    return _FirstTokenCritic(_gpt2_critic_config(n_layer=1)).eval()
 
 
 def _bert_critic() -> torch.nn.Module:
@@ -141,10 +136,7 @@ def test_shared_prefixes_give_full_forward_scores_with_the_minimum_positions(mak
 
 def test_completions_holding_the_critic_pad_token_get_a_full_forward():
     """A pad id that is also a token the generator samples: the classifier would pool before it; no sharing."""
-    torch.manual_seed(1)
-    config = GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=64, pad_token_id=PAD,
-                        num_labels=2)
-    critic = GPT2ForSequenceClassification(config).eval()
+    critic = GPT2ForSequenceClassification(_gpt2_critic_config(n_layer=1, vocab_size=VOCAB, pad_token_id=PAD)).eval()
     full, shared, scorer, counter, rollouts = _both(critic)
     assert scorer.enabled is True
     torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)

@@ -44,13 +44,7 @@ def _llama() -> torch.nn.Module:
 MODELS = {"lstm": _lstm, "gpt2": _gpt2, "llama": _llama}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread avoids OpenMP barrier stalls when the CPU is shared (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _score(sequences: torch.LongTensor) -> torch.Tensor:
