@@ -38,7 +38,7 @@ from seqgan_hf.rollout import RolloutEngine  # noqa: E402
 
 def rollout_chunks() -> list[dict]:
     generator, *_ = build_models("lstm", 20, "cpu", quick=False)
-    sequences = RolloutEngine(BOS, 20, 16).sample(generator, 64, generator=torch.Generator().manual_seed(1))
+    sequences = RolloutEngine(BOS, 20, 16).sample(generator, 64, rng=torch.Generator().manual_seed(1))
     rows, reference = [], None
     for repeat in range(2):
         for label, cap in (("uncapped (4096 rows)", 0), ("capped (default)", None)):
@@ -81,7 +81,7 @@ def prefix_sharing() -> list[dict]:
     for length in (8, 20, 40):
         for batch, rollout_num in ((8, 2), (16, 4), (32, 4), (64, 4), (64, 16)):
             engine = RolloutEngine(BOS, length, rollout_num)
-            sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
+            sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
             rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))
             scorer = PrefixSharingScorer(adapter, lambda: critic)
             full = best(engine.rewards, rollouts, sequences, score)

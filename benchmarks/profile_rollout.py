@@ -46,13 +46,13 @@ def main() -> None:
 
     generator, *_ = build_models("gpt2", 80, "cpu", quick=False)
     engine = RolloutEngine(BOS, 80, 16)
-    sequences = engine.sample(generator, 16, generator=torch.Generator().manual_seed(1))
+    sequences = engine.sample(generator, 16, rng=torch.Generator().manual_seed(1))
     print("== gpt2-rollouts (T=80, B=16, N=16) ==")
     print(profile_table(lambda: engine.rollouts(generator, sequences, torch.Generator().manual_seed(2)), args.rows))
 
     lstm, _, score, _ = build_models("lstm", 20, "cpu", quick=False)
     lstm_engine = RolloutEngine(BOS, 20, 16)
-    lstm_sequences = lstm_engine.sample(lstm, 64, generator=torch.Generator().manual_seed(1))
+    lstm_sequences = lstm_engine.sample(lstm, 64, rng=torch.Generator().manual_seed(1))
     print("== lstm-rollouts (paper LSTM, T=20, B=64, N=16) ==")
     print(profile_table(lambda: lstm_engine.rollouts(lstm, lstm_sequences, torch.Generator().manual_seed(2)),
                         args.rows))

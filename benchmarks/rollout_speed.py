@@ -196,7 +196,7 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
              with_recompute: bool = False) -> dict:
     generator, _, score, scorer = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
-    sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
+    sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
     rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))  # warm-up
     engine.rewards(rollouts, sequences, score, scorer)  # warm-up; decides whether the critic shares prefixes
     vocab = generator.get_output_embeddings().weight.shape[0]
@@ -282,7 +282,7 @@ def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: s
 
     generator, _, score, scorer = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
-    sequences = engine.sample(generator, batch, generator=torch.Generator().manual_seed(1))
+    sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
     before_mb = _rss_mb()
     peak = [before_mb]
     done = threading.Event()

@@ -11,7 +11,7 @@
   ground truth.
 * The random baseline needs no code: an untrained generator (the paper's N(0, 0.1^2) initialisation).
 
-Both trainers are `SeqGANTrainer`s: they log, evaluate (`evaluator=`, `eval_strategy="steps"`), save and run
+All trainers are `SeqGANTrainer`s: they log, evaluate (`evaluator=`, `eval_strategy="steps"`), save and run
 under Accelerate the same way.
 """
 
@@ -24,36 +24,24 @@ import torch
 import torch.nn.functional as F
 
 from .config import SeqGANConfig
-from .data import mask_after_eos
-from .metrics import DEFAULT_SMOOTHING, BleuReferences, sentence_bleu_rewards
+from .data import strip_after_eos
+from .metrics import DEFAULT_SMOOTHING
+from .rewards import BleuReward
 from .rollout import is_recurrent, sample_from_logits
 from .trainer import SeqGANTrainer
-
-
-def placeholder_discriminator(vocab_size: int):
-    """A one-filter CNN classifier: SeqGANTrainer needs a discriminator object even when none is trained."""
-    from .models import CNNDiscriminatorConfig, CNNForSequenceClassification
-
-    return CNNForSequenceClassification(
-        CNNDiscriminatorConfig(vocab_size=vocab_size, embedding_dim=1, filter_sizes=[1], num_filters=[1], num_labels=2)
-    )
-
-
-def _vocab_size(model) -> int:
-    return model.get_input_embeddings().num_embeddings
 
 
 class PGBleuTrainer(SeqGANTrainer):
     """PG-BLEU (Yu et al., 2017, section "Synthetic data experiments"): REINFORCE with BLEU as the reward.
 
     The reward of a complete sequence is its sentence BLEU-`bleu_max_order` (nltk smoothing method 1 with
-    `bleu_smoothing`; see `seqgan_hf.metrics`) against the whole training set as one multi-reference set;
-    intermediate tokens get the mean BLEU of `rollout_num` Monte Carlo completions, exactly as SeqGAN's
-    rewards from D. Sequences are cut after their first EOS (EOS and padding are not scored as tokens).
+    `bleu_smoothing`; see `seqgan_hf.metrics`) against the whole training set as one multi-reference set
+    ([`~seqgan_hf.rewards.BleuReward`]); intermediate tokens get the mean BLEU of `rollout_num` Monte Carlo
+    completions, exactly as SeqGAN's rewards from D. Sequences are cut after their first EOS (EOS and padding
+    are not scored as tokens). No discriminator is built or trained.
 
     Args:
         model, args, train_dataset, processing_class, evaluator, callbacks: as in [`SeqGANTrainer`].
-        discriminator: unused; default: a tiny placeholder (SeqGANTrainer's machinery needs one).
         bleu_max_order: BLEU n-gram order (the paper does not state it; 4 is the usual BLEU).
         bleu_smoothing: epsilon of nltk's smoothing method 1.
 
@@ -63,36 +51,24 @@ class PGBleuTrainer(SeqGANTrainer):
 
     _tag_names = ["seqgan", "pg-bleu", "text-generation"]
 
-    def __init__(self, model, args: SeqGANConfig, train_dataset=None, discriminator=None,
-                 bleu_max_order: int = 4, bleu_smoothing: float = DEFAULT_SMOOTHING, **kwargs):
+    def __init__(self, model, args: SeqGANConfig, train_dataset=None, bleu_max_order: int = 4,
+                 bleu_smoothing: float = DEFAULT_SMOOTHING, **kwargs):
         if args.discriminator_pretrain_rounds or (args.adversarial_iterations and args.d_steps):
             raise ValueError(
                 "PGBleuTrainer trains no discriminator: set discriminator_pretrain_rounds=0 and d_steps=0 "
                 f"(got {args.discriminator_pretrain_rounds} and {args.d_steps})."
             )
-        if discriminator is None:
-            discriminator = placeholder_discriminator(_vocab_size(model))
-        super().__init__(model=model, discriminator=discriminator, args=args, train_dataset=train_dataset, **kwargs)
-        self.prefix_scorer = None  # rewards are BLEU scores, not the discriminator's
+        for name in ("discriminator", "reward_funcs"):
+            if kwargs.get(name) is not None:
+                raise ValueError(f"PGBleuTrainer's reward is BLEU against the training set: it takes no {name}. Use "
+                                 f"SeqGANTrainer(reward_funcs=[...]) to combine rewards.")
         self.bleu_max_order = bleu_max_order
         self.bleu_smoothing = bleu_smoothing
-        references, _ = self._token_lists(self.real.input_ids)
-        self.bleu_references = BleuReferences(references, bleu_max_order)
+        super().__init__(model=model, args=args, train_dataset=train_dataset, **kwargs)
 
-    def _token_lists(self, sequences: torch.LongTensor) -> tuple[list[list[int]], torch.Tensor]:
-        _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
-        drop = {token for token in (self.eos_token_id, self.pad_token_id) if token is not None}
-        rows = sequences.tolist()
-        if not drop:
-            return rows, keep
-        return [[t for t, k in zip(row, row_keep) if k and t not in drop]
-                for row, row_keep in zip(rows, keep.tolist())], keep
-
-    def _score(self, sequences: torch.LongTensor) -> torch.Tensor:
-        """BLEU of each complete sequence against the training set (replaces D's P(real))."""
-        tokens, _ = self._token_lists(sequences.cpu())
-        rewards = sentence_bleu_rewards(tokens, self.bleu_references, self.bleu_max_order, self.bleu_smoothing)
-        return torch.tensor(rewards, dtype=torch.float32, device=sequences.device)
+    def _reward_source(self, reward_funcs) -> BleuReward:
+        references = strip_after_eos(self.real.input_ids, self.eos_token_id, self.pad_token_id)
+        return BleuReward(references, self.bleu_max_order, self.bleu_smoothing, self.eos_token_id, self.pad_token_id)
 
 
 def mle_continuation_dataset(input_ids: torch.LongTensor, num_updates: int, batch_size: int,
@@ -111,7 +87,7 @@ def mle_continuation_dataset(input_ids: torch.LongTensor, num_updates: int, batc
 
 
 def mle_baseline_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor, num_updates: int,
-                         discriminator=None, **kwargs) -> SeqGANTrainer:
+                         **kwargs) -> SeqGANTrainer:
     """A `SeqGANTrainer` that only runs `num_updates` MLE updates of `model` on `train_ids` ([N, T] ids).
 
     Use it to give the MLE baseline as many generator updates as SeqGAN: MLE pretraining, then
@@ -120,9 +96,7 @@ def mle_baseline_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor,
     units (`global_step`, `eval_steps`) are MLE updates."""
     args = dataclasses.replace(args, mle_epochs=1, discriminator_pretrain_rounds=0, adversarial_iterations=0)
     dataset = mle_continuation_dataset(train_ids, num_updates, args.per_device_train_batch_size, args.seed)
-    if discriminator is None:
-        discriminator = placeholder_discriminator(_vocab_size(model))
-    return SeqGANTrainer(model=model, discriminator=discriminator, args=args, train_dataset=dataset, **kwargs)
+    return SeqGANTrainer(model=model, args=args, train_dataset=dataset, **kwargs)
 
 
 SCHEDULES = ("linear", "constant")
@@ -143,11 +117,11 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
       a teacher-forced pass without gradients predicts every position, sampled tokens replace inputs, and the
       loss is the usual teacher-forced loss on the mixed inputs. Runs under any launcher.
 
-    Sampling draws from the trainer's per-process `sampling_generator`, so runs are reproducible and resumable.
+    Sampling draws from the trainer's per-process `sampling_rng`, so runs are reproducible and resumable.
 
     Args:
-        model, discriminator, args, train_dataset, ...: as in [`SeqGANTrainer`] (`discriminator` defaults to a
-            tiny placeholder when no discriminator is trained).
+        model, discriminator, args, train_dataset, ...: as in [`SeqGANTrainer`] (`discriminator` may be None
+            when no discriminator is trained).
         sampling_probability: the probability of feeding the model's own token, at the end of the schedule.
         schedule: `"linear"` (from 0 to `sampling_probability` over the MLE updates) or `"constant"`.
 
@@ -171,8 +145,6 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
                 f"which needs a single process (got {args.world_size}): launch it without accelerate, or use a "
                 "transformer generator (two-pass scheduled sampling)."
             )
-        if discriminator is None:
-            discriminator = placeholder_discriminator(_vocab_size(model))
         super().__init__(model=model, discriminator=discriminator, args=args, train_dataset=train_dataset, **kwargs)
         self.sampling_probability = sampling_probability
         self.schedule = schedule
@@ -198,7 +170,7 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
                                     num_items_in_batch)
 
     def _uniforms(self, shape, device) -> torch.Tensor:
-        return torch.rand(shape, generator=self.sampling_generator, device=self.sampling_generator.device).to(device)
+        return torch.rand(shape, generator=self.sampling_rng, device=self.sampling_rng.device).to(device)
 
     def _coins(self, shape, probability: float, device) -> torch.Tensor:
         """True where the model's own token replaces the ground truth."""

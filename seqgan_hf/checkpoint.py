@@ -1,4 +1,4 @@
-"""Checkpoint plumbing of `SeqGANTrainer`: what a checkpoint holds, atomic writes, RNG states, non-finite guard.
+"""Checkpoints of `SeqGANTrainer`: what a checkpoint holds, writing it atomically, resuming from it.
 
 A checkpoint `output_dir/checkpoint-<global_step>/` holds:
 
@@ -10,22 +10,30 @@ A checkpoint `output_dir/checkpoint-<global_step>/` holds:
   states are gathered whole from every process (keyed by parameter name) and each process takes back its shard
   on resume;
 * `rng_state_<rank>.pth` for every process: Python, NumPy, torch CPU (and CUDA) RNG states and the trainer's
-  own sampling / data generators. All of it is gathered to, and written by, the main process only;
+  own sampling / data RNGs. All of it is gathered to, and written by, the main process only;
 * `trainer_state.json` (the Trainer's `TrainerState`, log history included).
 
 The trainer keeps no negatives buffer: every discriminator round draws fresh negatives from G, so a checkpoint
 needs none. A checkpoint is written to `tmp-checkpoint-<step>/` and renamed into place once complete, so a
 process killed while saving leaves the previous checkpoint as the latest complete one.
+
+[`CheckpointMixin`] holds the trainer's side: saving, finding and loading checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import shutil
 
 import numpy as np
 import torch
+
+from . import parallel
+
+logger = logging.getLogger("seqgan_hf.trainer")  # the trainer's logger: users filter one name
 
 SEQGAN_STATE_NAME = "seqgan_state.pt"
 TMP_PREFIX = "tmp-checkpoint-"
@@ -35,21 +43,21 @@ class NonFiniteError(RuntimeError):
     """A loss, reward or weight became NaN or infinite; raised before anything non-finite is applied or saved."""
 
 
-def rng_state(generators: dict[str, torch.Generator]) -> dict:
-    """This process's RNG states: Python, NumPy, torch CPU (+ CUDA) and the named torch generators."""
+def rng_state(rngs: dict[str, torch.Generator]) -> dict:
+    """This process's RNG states: Python, NumPy, torch CPU (+ CUDA) and the named torch RNGs."""
     kind, keys, position, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), position, has_gauss, cached),
         "cpu": torch.random.get_rng_state(),
-        "generators": {name: generator.get_state() for name, generator in generators.items()},
+        "rngs": {name: rng.get_state() for name, rng in rngs.items()},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def set_rng_state(state: dict, generators: dict[str, torch.Generator]) -> None:
+def set_rng_state(state: dict, rngs: dict[str, torch.Generator]) -> None:
     """Restore what `rng_state` captured (on the process that is to continue from it)."""
     random.setstate(_as_python_state(state["python"]))
     kind, keys, position, has_gauss, cached = state["numpy"]
@@ -57,9 +65,10 @@ def set_rng_state(state: dict, generators: dict[str, torch.Generator]) -> None:
     torch.random.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
-    for name, generator in generators.items():
-        if name in state["generators"]:
-            generator.set_state(state["generators"][name].to(generator.get_state().device))
+    saved = state.get("rngs", state.get("generators", {}))  # "generators": checkpoints before 0.2
+    for name, rng in rngs.items():
+        if name in saved:
+            rng.set_state(saved[name].to(rng.get_state().device))
 
 
 def _as_python_state(state):
@@ -103,3 +112,169 @@ def non_finite_parameters(module: torch.nn.Module) -> list[str]:
 
 def load_state(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class CheckpointMixin:
+    """The checkpoint side of [`~seqgan_hf.SeqGANTrainer`] (mixed in before `transformers.Trainer`)."""
+
+    def _rngs(self) -> dict[str, torch.Generator]:
+        return {"sampling": self.sampling_rng, "data": self.data_rng}
+
+    def _optimizer_names(self) -> list[str]:
+        return ["mle", "generator"] + (["discriminator"] if self.discriminator is not None else [])
+
+    def _seqgan_state(self) -> dict:
+        """Everything besides weights and RNGs that the run needs to continue.
+
+        Under FSDP2 the optimizer states are gathered whole (a collective: every process calls this; only the
+        main process's return value holds them); under DeepSpeed, every process's ZeRO partition (a collective)."""
+        runtime, algorithm = self.runtime, self.algorithm
+        state = {
+            "format": 1,
+            "global_step": self.state.global_step,
+            "phase": self._phase,
+            "mle_steps": self._mle_steps,
+            "discriminator_pretrain_rounds": self.args.discriminator_pretrain_rounds,
+            "world_size": self.args.world_size,
+            "optimizer_layout": runtime.layout,
+            **runtime.state(),
+            "rollout_model": None if algorithm.rollout_model is None else algorithm.rollout_model.state_dict(),
+            "reward_baseline": algorithm.baseline.value,
+            "phase_metrics": self.phase_metrics,
+            "last_loss": self._last_loss,
+        }
+        for name in self._optimizer_names():
+            state[_OPTIMIZER_KEYS[name]] = runtime.optimizer_state(name)
+            state[_SCHEDULER_KEYS[name]] = runtime.schedulers[name].state_dict()
+        return state
+
+    def _save_seqgan_checkpoint(self) -> None:
+        """Write `checkpoint-<step>/` (see the module docstring for its contents); only the main process writes."""
+        from accelerate.utils import gather_object
+        from transformers.trainer_callback import ExportableState
+        from transformers.trainer_utils import rotate_checkpoints
+
+        args = self.args
+        step = self.state.global_step
+        final_dir = os.path.join(args.output_dir, f"checkpoint-{step}")
+        tmp_dir = temporary_dir(args.output_dir, step)
+        # Every process's RNG states, gathered to the main process, which writes them all.
+        rng_states = gather_object([rng_state(self._rngs())])
+        self.save_model(tmp_dir, _internal_call=True)  # weights are checked finite first; ends with a barrier
+        seqgan_state = self._seqgan_state()  # on every process: a collective under FSDP2
+        if args.should_save:
+            torch.save(seqgan_state, os.path.join(tmp_dir, SEQGAN_STATE_NAME))
+            for rank, state in enumerate(rng_states):
+                torch.save(state, rng_file(tmp_dir, rank))
+            for cb in [cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)]:
+                self.state.stateful_callbacks[cb.__class__.__name__] = cb.state()
+            self.state.save_to_json(os.path.join(tmp_dir, "trainer_state.json"))
+            finalize(tmp_dir, final_dir)
+            rotate_checkpoints(args.output_dir, args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+        if args.push_to_hub:
+            self._push_from_checkpoint(final_dir)
+
+    def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if resume_from_checkpoint is None:
+            # `seqgan-hf train --resume_from_checkpoint true|latest|<path>` (the TrainingArguments field).
+            resume_from_checkpoint = self.args.resume_from_checkpoint
+            if isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.lower() in ("true", "latest"):
+                resume_from_checkpoint = True
+        if resume_from_checkpoint is None or resume_from_checkpoint is False or resume_from_checkpoint == "":
+            return None
+        if resume_from_checkpoint is True:
+            found = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            if found is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint-<step> directory. "
+                    "Set save_strategy='steps' and save_steps to write checkpoints, or pass a checkpoint path."
+                )
+            return found
+        path = str(resume_from_checkpoint)
+        if not os.path.isfile(os.path.join(path, SEQGAN_STATE_NAME)):
+            raise ValueError(
+                f"{path} is not a SeqGANTrainer checkpoint (no {SEQGAN_STATE_NAME}); pass a "
+                f"{self.args.output_dir}/checkpoint-<step> directory or resume_from_checkpoint=True."
+            )
+        return path
+
+    def _load_seqgan_checkpoint(self, checkpoint: str, mle_loader) -> None:
+        """Restore models, optimizers, schedulers, progress and (now or at the resume point) RNG states."""
+        from transformers import TrainerState
+
+        runtime, algorithm = self.runtime, self.algorithm
+        deepspeed = runtime.layout == parallel.DEEPSPEED
+        with parallel.deepspeed_safe_globals() if deepspeed else contextlib.nullcontext():
+            state = load_state(os.path.join(checkpoint, SEQGAN_STATE_NAME))
+        args = self.args
+        if state["mle_steps"] != self._mle_steps or state["discriminator_pretrain_rounds"] != \
+                args.discriminator_pretrain_rounds:
+            raise ValueError(
+                f"{checkpoint} was taken with {state['mle_steps']} MLE batches and "
+                f"{state['discriminator_pretrain_rounds']} discriminator pretraining rounds, but this configuration "
+                f"has {self._mle_steps} and {args.discriminator_pretrain_rounds}. Resume with the configuration "
+                "(mle_epochs, batch size, data, number of processes) of the interrupted run."
+            )
+        if state["world_size"] != args.world_size:
+            logger.warning(
+                "%s was written by %d processes and is resumed on %d: training continues, but not bitwise "
+                "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
+            )
+        written = state.get("optimizer_layout", parallel.PLAIN)
+        if written != runtime.layout:
+            raise ValueError(
+                f"{checkpoint} holds optimizer states of {parallel.LAYOUT_NAMES.get(written, written)} run, and this "
+                f"is {parallel.LAYOUT_NAMES[runtime.layout]} run: resume it with the accelerate config it was "
+                "written with."
+            )
+        runtime.load_state(state)
+        runtime.load_weights("generator", checkpoint)
+        if self.discriminator is not None:
+            runtime.load_weights("discriminator", os.path.join(checkpoint, "discriminator"))
+        for name in self._optimizer_names():
+            runtime.load_optimizer_state(name, state[_OPTIMIZER_KEYS[name]])
+            runtime.schedulers[name].load_state_dict(state[_SCHEDULER_KEYS[name]])
+        if (state["rollout_model"] is None) != (algorithm.rollout_model is None):
+            raise ValueError(
+                f"{checkpoint} was taken with rollout_policy="
+                f"{'generator' if state['rollout_model'] is None else 'delayed'!r}, and this run has "
+                f"{args.rollout_policy!r}: resume with the rollout policy of the interrupted run."
+            )
+        if state["rollout_model"] is not None:
+            algorithm.rollout_model.load_state_dict(state["rollout_model"])
+        baseline = state["reward_baseline"]
+        algorithm.baseline.value = None if baseline is None else baseline.to(args.device)
+        self.phase_metrics = dict(state["phase_metrics"])
+        self._last_loss = state["last_loss"]
+        self._phase = state["phase"]
+
+        saved = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+        for name in ("global_step", "epoch", "log_history", "total_flos", "best_metric", "best_global_step",
+                     "best_model_checkpoint", "stateful_callbacks"):
+            setattr(self.state, name, getattr(saved, name))
+        # Mid-epoch MLE checkpoints: the RNGs are restored after the epoch's first batches are replayed, where
+        # the interrupted run stood; everywhere else, right now.
+        self._resume_rng = checkpoint
+        global_step = self.state.global_step
+        if mle_loader is not None and global_step < self._mle_steps and global_step % len(mle_loader):
+            return
+        self._restore_deferred_rng()
+
+    def _restore_deferred_rng(self) -> None:
+        if self._resume_rng is None:
+            return
+        path = rng_file(self._resume_rng, self.args.process_index)
+        self._resume_rng = None
+        if not os.path.isfile(path):
+            logger.warning("%s is missing: RNG states not restored, results will differ from an uninterrupted run.",
+                           path)
+            return
+        set_rng_state(load_state(path), self._rngs())
+
+
+# Names in `seqgan_state.pt` of each optimizer's state and its scheduler's (kept from the first format).
+_OPTIMIZER_KEYS = {"mle": "mle_optimizer", "generator": "optimizer", "discriminator": "discriminator_optimizer"}
+_SCHEDULER_KEYS = {"mle": "mle_scheduler", "generator": "lr_scheduler", "discriminator": "discriminator_scheduler"}

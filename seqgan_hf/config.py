@@ -1,6 +1,6 @@
 """`SeqGANConfig`: every knob of SeqGAN training, as flat `TrainingArguments` fields.
 
-Defaults follow the paper's synthetic-oracle protocol (Yu et al., 2017; DESIGN.md section 4) except where
+Defaults follow the paper's synthetic-oracle protocol (Yu et al., 2017; `docs/PROTOCOL.md`) except where
 a field says otherwise. `TrainingArguments` fields keep their usual meaning; a few defaults are changed to
 the paper's values (batch 64, Adam lr 0.01, constant schedule, gradient-norm clip 5.0).
 """
@@ -136,18 +136,26 @@ class SeqGANConfig(TrainingArguments):
         default=4096,
         metadata={
             "help": "Most sequences per discriminator forward when scoring rollouts; bounds memory. It never changes "
-            "results with full critic forwards; with critic_prefix_cache, short forwards can round differently "
+            "results with full discriminator forwards; with discriminator_prefix_cache, short forwards can round "
+            "differently "
             "(last float bits). On CPU the engine further caps each forward at about 8192 tokens (stays in cache)."
         },
     )
-    critic_prefix_cache: bool = field(
+    discriminator_prefix_cache: bool = field(
         default=True,
         metadata={
-            "help": "Score rollouts with a causal critic (a decoder classifier returning a KV cache, e.g. "
+            "help": "Score rollouts with a causal discriminator (a decoder classifier returning a KV cache, e.g. "
             "GPT2ForSequenceClassification) by encoding each sampled sequence's prefixes once and feeding every "
-            "completion only its own tokens: about half the critic's work, same scores. Checked against full "
-            "forwards on first use and off, with a warning, where they disagree; other critics (the paper's CNN, "
-            "encoders, a separate tokenizer) always get full forwards. False: always full forwards."
+            "completion only its own tokens: about half the discriminator's work, same scores. Checked against "
+            "full forwards on first use and off, with a warning, where they disagree; other discriminators (the "
+            "paper's CNN, encoders, a separate tokenizer) always get full forwards. False: always full forwards."
+        },
+    )
+    reward_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Weights of the trainer's reward_funcs, one each (default: equal). The reward of a complete "
+            "sequence is their weighted mean, so it stays in [0, 1]."
         },
     )
     reward_baseline: str = field(
@@ -209,6 +217,11 @@ class SeqGANConfig(TrainingArguments):
         if self.discriminator_pretrain_rounds > 0 and self.discriminator_pretrain_epochs == 0:
             fail("discriminator_pretrain_epochs", "pretraining rounds > 0 but 0 epochs per round",
                  "Set discriminator_pretrain_epochs >= 1 or discriminator_pretrain_rounds = 0.")
+        if self.reward_weights is not None:
+            if not self.reward_weights or any(weight < 0 for weight in self.reward_weights) or \
+                    sum(self.reward_weights) <= 0:
+                fail("reward_weights", f"got {self.reward_weights}",
+                     "Give one non-negative weight per reward function, with a positive sum.")
         if self.gradient_accumulation_steps != 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")

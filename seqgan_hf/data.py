@@ -113,6 +113,17 @@ def mask_after_eos(sequences: torch.LongTensor, eos_token_id: int | None, pad_to
     return sequences.masked_fill(eos_before, fill), keep
 
 
+def strip_after_eos(sequences: torch.LongTensor, eos_token_id: int | None, pad_token_id: int | None) -> list[list[int]]:
+    """Token lists of `sequences` [R, T], cut after the first EOS, with EOS and padding dropped."""
+    _, keep = mask_after_eos(sequences, eos_token_id, pad_token_id)
+    rows = sequences.tolist()
+    drop = {token for token in (eos_token_id, pad_token_id) if token is not None}
+    if not drop:
+        return rows
+    return [[token for token, kept in zip(row, row_keep) if kept and token not in drop]
+            for row, row_keep in zip(rows, keep.tolist())]
+
+
 class MLECollator:
     """Collate `input_ids` rows into teacher-forcing batches: [BOS] + tokens, loss on real tokens only."""
 

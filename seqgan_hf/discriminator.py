@@ -1,4 +1,4 @@
-"""The critic side of SeqGAN: feeding generator tokens to any sequence classifier, scoring, and its loss.
+"""The discriminator side of SeqGAN: feeding generator tokens to any sequence classifier, P(real), its loss.
 
 The discriminator may share the generator's token ids (the paper's setting) or have its own tokenizer; in
 the second case sequences are decoded to text with the generator's tokenizer and re-tokenized with the
@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import mask_after_eos
+from .parallel import full_tensor
 
 
 class DiscriminatorAdapter:
@@ -82,8 +83,8 @@ class DiscriminatorAdapter:
         return (self.real_probability(logits) > 0.5).long()
 
     @torch.no_grad()
-    def score(self, discriminator: torch.nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
-        """P(real) of each sequence [R] with dropout off."""
+    def real_probabilities(self, discriminator: torch.nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
+        """P(real) [R] of generator sequences [R, T] under `discriminator`, with dropout off."""
         was_training = discriminator.training
         discriminator.eval()
         device = next(discriminator.parameters()).device
@@ -93,6 +94,7 @@ class DiscriminatorAdapter:
 
 
 def regularization_loss(discriminator: torch.nn.Module) -> torch.Tensor | float:
-    """Extra loss terms a discriminator asks for (the paper's CNN: L2 on its output layer)."""
+    """Extra loss terms a discriminator asks for (the paper's CNN: L2 on its output layer), as a whole tensor
+    (under FSDP2 a sum over sharded parameters is a DTensor, made whole on every process here)."""
     hook = getattr(discriminator, "regularization_loss", None)
-    return hook() if callable(hook) else 0.0
+    return full_tensor(hook()) if callable(hook) else 0.0

@@ -109,11 +109,13 @@ class HubMixin:
         name_or_path = finetuned_from or getattr(self.model.config, "_name_or_path", "") or ""
         base_model = name_or_path if name_or_path and not os.path.exists(name_or_path) and \
             not name_or_path.startswith((".", "/", "~")) else None
+        replicas = getattr(self.runtime, "replicas", {})
         card = build_model_card(
             model_name=model_name or Path(self.args.output_dir).name,
             # Under FSDP2 the replicas (their class is the model's own, not FSDP's; no collective needed here).
-            generator=self._replicas.get("generator", self.model),
-            discriminator=self._replicas.get("discriminator", self.discriminator),
+            generator=replicas.get("generator", self.model),
+            discriminator=replicas.get("discriminator", self.discriminator),
+            reward_name=getattr(self.reward, "name", None),
             args=self.args,
             phase_metrics=self.phase_metrics,
             base_model=base_model,

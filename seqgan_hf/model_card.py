@@ -60,6 +60,7 @@ def build_model_card(
     language: str | list[str] | None = None,
     tags: list[str] | None = None,
     repo_id: str | None = None,
+    reward_name: str | None = None,
 ) -> ModelCard:
     """A `huggingface_hub.ModelCard` for a SeqGAN-trained generator and its discriminator."""
     datasets = [dataset] if isinstance(dataset, str) else (list(dataset) if dataset else None)
@@ -83,7 +84,7 @@ def build_model_card(
         language=language,
     )
     repo = repo_id or model_name
-    g_class, d_class = type(generator).__name__, type(discriminator).__name__
+    g_class = type(generator).__name__
     remote = ", trust_remote_code=True" if trust_remote_code else ""
 
     lines = [f"# {model_name}", ""]
@@ -95,7 +96,9 @@ def build_model_card(
         "",
         f"- **Generator**: `{g_class}`" + (f", initialised from `{base_model}`" if base_model else ", trained from "
                                             "scratch") + f" ({_count(generator)} parameters), at the repo root.",
-        f"- **Discriminator**: `{d_class}` ({_count(discriminator)} parameters), in `discriminator/`.",
+        (f"- **Discriminator**: `{type(discriminator).__name__}` ({_count(discriminator)} parameters), in "
+         "`discriminator/`." if discriminator is not None else "- **Discriminator**: none was trained."),
+        *([f"- **Reward**: `{reward_name}`."] if reward_name and reward_name != "discriminator" else []),
         "- **Training data**: " + (dataset_description or (", ".join(datasets) if datasets else "user-provided"))
         + (f" ({num_train_sequences:,} sequences)" if num_train_sequences else "") + ".",
     ]
@@ -109,9 +112,11 @@ def build_model_card(
               "AutoModelForSequenceClassification", "",
               f'generator = AutoModelForCausalLM.from_pretrained("{repo}"{remote})',
               f"samples = generator.generate(max_new_tokens={getattr(args, 'sequence_length', 20)})"
-              "  # sampled from the start token",
-              f'discriminator = AutoModelForSequenceClassification.from_pretrained("{repo}", '
-              f'subfolder="discriminator"{remote})', "```", ""]
+              "  # sampled from the start token"]
+    if discriminator is not None:
+        lines += [f'discriminator = AutoModelForSequenceClassification.from_pretrained("{repo}", '
+                  f'subfolder="discriminator"{remote})']
+    lines += ["```", ""]
     if trust_remote_code:
         lines += ["The model code (`auto_map` in `config.json`, the modeling file next to it) is pushed with the "
                   "weights, so `trust_remote_code=True` loads it without `seqgan_hf` installed; with `seqgan_hf` "

@@ -13,9 +13,9 @@ Work done here, and why it is the minimum:
 * every rollout then feeds only its own sampled tokens: B * N * (T-1)(T-2)/2 positions in all, in forwards
   that mix rollouts of all N copies and of many prefixes (rows of different prefix lengths share one
   forward: a "staircase", rows that finish early simply drop out);
-* every complete sequence is scored by the discriminator exactly once, in batches; a causal critic with a KV
-  cache (`prefix_scoring.PrefixSharingScorer`) encodes each prefix once and feeds completions only their own
-  tokens.
+* every complete sequence gets its reward exactly once, from a reward source (`seqgan_hf.rewards`), in batches;
+  a causal discriminator with a KV cache (`prefix_sharing.PrefixSharing`) encodes each prefix once and feeds
+  completions only their own tokens.
 
 Randomness is drawn up front as one uniform number per sampled token and turned into a token by inverse-CDF
 sampling, with kernels whose per-row result does not depend on the other rows of the batch. So the rewards
@@ -38,18 +38,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from .kv_cache import RolloutLayer, maskable_cache, prefix_buffer
 from .models.lstm import LSTMState
+from .rewards import RewardSource, TensorReward, WorkCounter
 
-if TYPE_CHECKING:
-    from .prefix_scoring import PrefixSharingScorer
-
-ScoreFn = Callable[[torch.LongTensor], torch.Tensor]
+__all__ = ["RolloutEngine", "WorkCounter", "is_recurrent", "sample_from_logits"]
 
 # Inverse-CDF sampling searches the vocabulary in two levels: blocks of this many tokens, then within a block.
 _CDF_BLOCK = 64
@@ -63,27 +59,6 @@ _CPU_ROLLOUT_LOGITS = 1 << 22
 # On CPU discriminator forwards take about this many tokens at a time: measured 1.5-2.5x faster than
 # 4096-sequence batches for the paper's CNN and a small GPT-2 classifier (activations stay in cache).
 _CPU_SCORE_TOKENS = 1 << 13
-
-
-@dataclass
-class WorkCounter:
-    """Counts the work of reward computations (for tests and benchmarks).
-
-    `generator_positions`: token positions fed through the generator; `generator_calls`: generator forwards
-    (or recurrent steps); `scored_sequences`: sequences scored by the discriminator; `discriminator_positions`:
-    token positions fed through it (fewer than scored_sequences * T when a causal critic shares prefixes).
-    """
-
-    generator_positions: int = 0
-    generator_calls: int = 0
-    scored_sequences: int = 0
-    discriminator_positions: int = 0
-
-    def reset(self) -> None:
-        self.generator_positions = 0
-        self.generator_calls = 0
-        self.scored_sequences = 0
-        self.discriminator_positions = 0
 
 
 def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0) -> torch.LongTensor:
@@ -132,73 +107,6 @@ def is_recurrent(model: torch.nn.Module) -> bool:
 def _with_bos(sequences: torch.LongTensor, bos_token_id: int) -> torch.LongTensor:
     bos = sequences.new_full((sequences.shape[0], 1), bos_token_id)
     return torch.cat([bos, sequences], dim=1)
-
-
-def _maskable_cache(cache) -> bool:
-    """True for a cache whose positions can be hidden by the attention mask: plain (non-sliding) KV layers."""
-    layers = getattr(cache, "layers", None)
-    return (
-        isinstance(cache, DynamicCache)
-        and bool(layers)
-        and all(type(layer) is DynamicLayer and not getattr(layer, "is_sliding", False) for layer in layers)
-    )
-
-
-class _RolloutLayer(DynamicLayer):
-    """A `DynamicLayer` for rollout rows: fixed length T, each row writing its new tokens at its own positions.
-
-    Row r holds its sequence's prefix keys/values in a [heads, T, d] buffer; the positions after its prefix are
-    hidden by the attention mask until the row's own token for that position overwrites them (`write_positions`,
-    set by the engine before each forward). So the cache never grows: no `torch.cat` copy of the whole cache per
-    token (the stock `DynamicLayer.update`, which was most of a rollout's time). Attention always reads all T
-    columns: a row's layout, hence its numerics, never depends on the other rows of its chunk (and a trimmed,
-    strided view of the buffer measured 2x slower in CPU `scaled_dot_product_attention` than the full one).
-    `get_seq_length` reports T - 1, so that the model's mask covers all T columns. It keeps the layer interface
-    (`update`, `get_seq_length`, `batch_select_indices`): model code is untouched.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-        super().__init__()
-        self.keys, self.values = keys, values
-        self.write_positions: torch.Tensor | None = None
-        self.is_initialized = True
-        self.device = keys.device
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        # Seen as [rows * heads * T, d], the new entries are rows (r * heads + h) * T + position[r]: one
-        # index_copy_ of contiguous d-vectors (index_put with two index tensors was 10% of a T=80 rollout).
-        rows, heads, length, _ = self.keys.shape
-        starts = torch.arange(rows * heads, device=self.keys.device).view(rows, heads) * length
-        index = (starts + self.write_positions[:, None]).view(-1)
-        self.keys.view(-1, self.keys.shape[-1]).index_copy_(0, index, key_states.reshape(index.numel(), -1))
-        self.values.view(-1, self.values.shape[-1]).index_copy_(0, index, value_states.reshape(index.numel(), -1))
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self.keys.shape[-2] - 1
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        # The engine only ever keeps a leading slice of rows: then a view, no copy.
-        count = indices.numel()
-        if count and torch.equal(indices, torch.arange(count, device=indices.device)):
-            self.keys, self.values = self.keys[:count], self.values[:count]
-        else:
-            self.keys, self.values = self.keys[indices], self.values[indices]
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("rollout cache layers have a fixed length")
-
-
-def _prefix_buffer(full: torch.Tensor, rows: torch.Tensor, prefix_columns: int) -> torch.Tensor:
-    """Per-row copy of `full[rows]` [R, heads, T, d] holding only the first `prefix_columns` positions.
-
-    The later positions are zeros: each row overwrites them with its own tokens before the mask shows them, and
-    until then they only need to be finite (a masked column gets probability exactly 0).
-    """
-    buffer = full.new_empty(rows.numel(), *full.shape[1:])
-    buffer[:, :, :prefix_columns] = full[rows, :, :prefix_columns]
-    buffer[:, :, prefix_columns:] = 0
-    return buffer
 
 
 class RolloutEngine:
@@ -260,12 +168,12 @@ class RolloutEngine:
 
     @torch.no_grad()
     def sample(
-        self, model: torch.nn.Module, batch_size: int, generator: torch.Generator | None = None
+        self, model: torch.nn.Module, batch_size: int, rng: torch.Generator | None = None
     ) -> torch.LongTensor:
         """Sample `batch_size` sequences of length T from `model` (start token not included)."""
         device = next(model.parameters()).device
         length = self.sequence_length
-        uniforms = torch.rand(batch_size, length, generator=generator, device=_rng_device(generator, device))
+        uniforms = torch.rand(batch_size, length, generator=rng, device=_rng_device(rng, device))
         uniforms = uniforms.to(device)
         tokens = torch.empty(batch_size, length, dtype=torch.long, device=device)
         current = torch.full((batch_size,), self.bos_token_id, dtype=torch.long, device=device)
@@ -288,7 +196,7 @@ class RolloutEngine:
 
     @torch.no_grad()
     def rollouts(
-        self, model: torch.nn.Module, sequences: torch.LongTensor, generator: torch.Generator | None = None
+        self, model: torch.nn.Module, sequences: torch.LongTensor, rng: torch.Generator | None = None
     ) -> torch.LongTensor:
         """Complete every proper prefix of every sequence `rollout_num` times.
 
@@ -303,7 +211,7 @@ class RolloutEngine:
         # uniforms[b, n, t-1, k] draws the k-th token sampled after prefix y_1..y_t, i.e. y_{t+1+k}.
         uniforms = torch.rand(
             batch_size, self.rollout_num, length - 1, length - 1,
-            generator=generator, device=_rng_device(generator, device),
+            generator=rng, device=_rng_device(rng, device),
         ).to(device)
         completed = sequences[:, None, None, :].expand(-1, self.rollout_num, length - 1, -1).clone()
         if length < 2:
@@ -367,7 +275,7 @@ class RolloutEngine:
         self._count(context.numel())
         output = model(input_ids=context, use_cache=True)
         logits_all, full_cache = output.logits, getattr(output, "cache", None)
-        use_cache = full_cache is not None and _maskable_cache(full_cache)
+        use_cache = full_cache is not None and maskable_cache(full_cache)
         prefix_len, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
         total_rows = prefix_len.numel()
         chunk_rows = self.rollout_rows(logits_all.shape[-1], sequences.device)
@@ -400,8 +308,8 @@ class RolloutEngine:
         rows_b = b[:active]
         prefix_columns = int(t[active - 1]) + 1
         layers = [
-            _RolloutLayer(_prefix_buffer(layer.keys, rows_b, prefix_columns),
-                          _prefix_buffer(layer.values, rows_b, prefix_columns))
+            RolloutLayer(prefix_buffer(layer.keys, rows_b, prefix_columns),
+                          prefix_buffer(layer.values, rows_b, prefix_columns))
             for layer in full_cache.layers
         ]
         cache.layers = layers
@@ -459,8 +367,8 @@ class RolloutEngine:
 
     # ---- rewards ---------------------------------------------------------------------------------------
 
-    def score_rows(self, length: int, device: torch.device) -> int:
-        """Sequences of `length` tokens per discriminator forward: `score_batch_size`, on CPU also ~8192 tokens."""
+    def reward_rows(self, length: int, device: torch.device) -> int:
+        """Sequences of `length` tokens per reward call: `score_batch_size`, on CPU also ~8192 tokens."""
         return _cpu_capped(self.score_batch_size, device, self.score_block_tokens, _CPU_SCORE_TOKENS, length,
                            floor=32)
 
@@ -469,56 +377,39 @@ class RolloutEngine:
         self,
         rollouts: torch.LongTensor,
         sequences: torch.LongTensor,
-        score_fn: ScoreFn,
-        prefix_scorer: PrefixSharingScorer | None = None,
+        reward: RewardSource | Callable[[torch.LongTensor], torch.Tensor],
     ) -> torch.Tensor:
         """Per-token rewards Q [B, T] from completed rollouts [B, N, T-1, T] and the sequences [B, T].
 
-        `score_fn` maps sequences [R, T] to P(real) [R]. Each complete sequence is scored once. With a
-        `prefix_scorer` (a causal critic), completions are scored on top of their prefix's cached critic states
-        where that is exact, and by `score_fn` otherwise.
+        `reward` maps complete sequences [R, T] to rewards [R] in [0, 1]: a [`RewardSource`] (e.g. the
+        discriminator's P(real), which scores completions on cached prefixes where exact) or a plain function of
+        token-id tensors. Each complete sequence is scored once.
         """
-        batch_size, rollout_num, prefixes, length = rollouts.shape
-        scores = None
-        if prefix_scorer is not None and prefixes:
-            scores = prefix_scorer.score_rollouts(
-                rollouts, sequences, lambda tokens: self.score_rows(tokens, rollouts.device), self.counter
-            )
-        if scores is None:
-            scores = self._score_full(torch.cat([rollouts.reshape(-1, length), sequences], dim=0), score_fn)
+        if not isinstance(reward, RewardSource):
+            reward = TensorReward(reward)
+        batch_size, rollout_num, prefixes, _ = rollouts.shape
+        scores = reward.rollout_rewards(
+            rollouts, sequences, lambda tokens: self.reward_rows(tokens, rollouts.device), self.counter
+        )
         rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
         final_scores = scores[batch_size * rollout_num * prefixes :]
         # Average over the rollout axis (dim 1) of [B, N, T-1]: each prefix gets the mean of its own completions.
         return torch.cat([rollout_scores.mean(dim=1), final_scores.unsqueeze(1)], dim=1)
 
-    def _score_full(self, flat: torch.LongTensor, score_fn: ScoreFn) -> torch.Tensor:
-        """P(real) of every row of `flat` [R, T], `score_rows` rows per discriminator call."""
-        chunk_rows = self.score_rows(flat.shape[1], flat.device)
-        # Each chunk's scores go straight into one buffer: holding every chunk's small result tensor until a
-        # final cat fragmented the heap (peak RSS grew with the number of chunks, ~1 GB at T=80 on CPU).
-        scores = torch.empty(flat.shape[0], dtype=torch.float32, device=flat.device)
-        for start in range(0, flat.shape[0], chunk_rows):
-            chunk = flat[start : start + chunk_rows]
-            scores[start : start + chunk.shape[0]] = score_fn(chunk).float().to(flat.device)
-        self.counter.scored_sequences += flat.shape[0]
-        self.counter.discriminator_positions += flat.numel()
-        return scores
-
     def __call__(
         self,
         model: torch.nn.Module,
         sequences: torch.LongTensor,
-        score_fn: ScoreFn,
-        generator: torch.Generator | None = None,
-        prefix_scorer: PrefixSharingScorer | None = None,
+        reward: RewardSource | Callable[[torch.LongTensor], torch.Tensor],
+        rng: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Rewards Q [B, T] for `sequences` under rollout policy `model` and discriminator `score_fn`."""
-        rollouts = self.rollouts(model, sequences, generator)
-        return self.rewards(rollouts, sequences, score_fn, prefix_scorer)
+        """Rewards Q [B, T] for `sequences` under rollout policy `model` and `reward` (see `rewards`)."""
+        rollouts = self.rollouts(model, sequences, rng)
+        return self.rewards(rollouts, sequences, reward)
 
 
-def _rng_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
-    return generator.device if generator is not None else device
+def _rng_device(rng: torch.Generator | None, device: torch.device) -> torch.device:
+    return rng.device if rng is not None else device
 
 
 def _cpu_capped(rows: int, device: torch.device, budget: int | None, default_budget: int, per_row: int,

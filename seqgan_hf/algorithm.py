@@ -1,0 +1,238 @@
+"""SeqGAN's Algorithm 1 (Yu et al., AAAI 2017), in torch alone.
+
+One adversarial iteration, as the paper writes it:
+
+    for g-steps:
+        Y_1:T ~ G_theta                                     sample a batch                 `generator_step`
+        Q(Y_1:t-1, y_t) by Monte Carlo search with G_beta   rewards from the reward source `RolloutEngine`
+        (optional) Q - b                                    subtract a baseline            `RewardBaseline`
+        theta <- theta + lr * grad sum_t log G(y_t|Y) * Q   the policy-gradient loss       `policy_gradient_loss`
+        theta_beta <- rate * theta_beta + (1 - rate) theta  the delayed rollout policy     `update_rollout_policy`
+    for d-steps:
+        fresh negatives from G, as many positives; train D  one discriminator round        `discriminator_round`
+
+Nothing here knows how the models are distributed or saved: every update, every full-parameter view of a model
+and every mixed-precision context comes from a `Runtime` (implemented in `seqgan_hf.runtime` for one process,
+DDP, FSDP2 and DeepSpeed). MLE pretraining is the Trainer's teacher forcing and lives in the trainer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import nn
+
+from .data import RealSequences, mask_after_eos
+from .discriminator import DiscriminatorAdapter, regularization_loss
+from .rewards import RewardSource
+from .rollout import RolloutEngine
+
+if TYPE_CHECKING:
+    from .config import SeqGANConfig
+
+#: `record(name, value, reduction)`: accumulate a metric until the next log ("mean" or "sum" over processes).
+Record = Callable[..., None]
+
+
+class Runtime(Protocol):
+    """What the algorithm needs from the runtime that holds the models (see `seqgan_hf.runtime`)."""
+
+    device: torch.device
+
+    def autocast(self) -> contextlib.AbstractContextManager: ...
+
+    def training_model(self, name: str) -> nn.Module:
+        """The model to run forward + backward on ("generator" / "discriminator"): wrapped for gradient sync."""
+
+    def model(self, name: str) -> nn.Module:
+        """The trained model itself, unwrapped (under FSDP2 its parameters are shards)."""
+
+    def full_model(self, name: str) -> nn.Module:
+        """The model with full, current parameters, for sampling, rollouts and scoring."""
+
+    def step(self, optimizer_name: str, loss: torch.Tensor, what: str) -> None:
+        """Backward, clip, optimizer and scheduler step ("mle", "generator" or "discriminator")."""
+
+    def mean_over_processes(self, tensor: torch.Tensor) -> torch.Tensor: ...
+
+    def check_finite(self, what: str, *tensors: torch.Tensor) -> None:
+        """Raise `NonFiniteError` (on every process together) if any process holds a NaN/inf."""
+
+
+class RewardBaseline:
+    """b_t subtracted from the rewards at position t (SeqGAN has none; `SeqGANConfig.reward_baseline`).
+
+    * "none": rewards as they are;
+    * "batch_mean": minus the batch's mean reward at each position (over kept tokens, over all processes);
+    * "moving_average": minus the previous baseline, which then moves towards this batch's per-position mean
+      with `decay` (the first batch's mean starts it).
+    """
+
+    def __init__(self, mode: str, decay: float, runtime: Runtime):
+        self.mode = mode
+        self.decay = decay
+        self.runtime = runtime
+        self.value: torch.Tensor | None = None  # the moving average [T]; part of a checkpoint
+
+    def __call__(self, rewards: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        if self.mode == "none":
+            return rewards
+        keep_f = keep.float()
+        position_mean = (rewards * keep_f).sum(0) / keep_f.sum(0).clamp(min=1.0)
+        position_mean = self.runtime.mean_over_processes(position_mean)
+        if self.mode == "batch_mean":
+            return rewards - position_mean
+        if self.value is None:
+            self.value = position_mean.clone()
+        baseline = self.value
+        self.value = self.decay * baseline + (1 - self.decay) * position_mean
+        return rewards - baseline
+
+
+class SeqGAN:
+    """The g-step and the d-step of SeqGAN on models held by a `Runtime`.
+
+    Args:
+        args: the run's [`SeqGANConfig`] (read, never changed).
+        runtime: holds the generator and discriminator, their optimizers and the distributed layout.
+        engine: samples sequences and computes Monte Carlo rewards.
+        reward: the reward source of complete sequences (the discriminator's P(real), or any mix).
+        adapter: turns generator ids into discriminator inputs (None when no discriminator is trained).
+        real: the real sequences (positives of every discriminator round).
+        num_negatives: generated sequences (and as many real ones) per discriminator round on this process.
+        eos_token_id, pad_token_id: the generator's; tokens after the first EOS get no reward and no loss.
+        sampling_rng: the process's stream for sequences and rollouts; data_rng: for D's positives and order.
+        record: where metrics go.
+    """
+
+    def __init__(self, args: SeqGANConfig, runtime: Runtime, engine: RolloutEngine, reward: RewardSource | None,
+                 adapter: DiscriminatorAdapter | None, real: RealSequences, num_negatives: int,
+                 eos_token_id: int | None, pad_token_id: int | None, sampling_rng: torch.Generator,
+                 data_rng: torch.Generator, record: Record):
+        self.args = args
+        self.runtime = runtime
+        self.engine = engine
+        self.reward = reward
+        self.adapter = adapter
+        self.real = real
+        self.num_negatives = num_negatives
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
+        self.sampling_rng = sampling_rng
+        self.data_rng = data_rng
+        self.record = record
+        self.baseline = RewardBaseline(args.reward_baseline, args.baseline_decay, runtime)
+        # The paper's delayed rollout policy G_beta (None: G itself completes the rollouts); part of a checkpoint.
+        self.rollout_model: nn.Module | None = None
+
+    def start_rollout_policy(self, generator: nn.Module) -> None:
+        """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator."""
+        if self.args.rollout_policy == "delayed" and self.rollout_model is None:
+            self.rollout_model = copy.deepcopy(generator).to(self.runtime.device).eval().requires_grad_(False)
+
+    def adversarial_iteration(self) -> None:
+        """`g_steps` policy-gradient updates of G, then `d_steps` discriminator rounds on fresh negatives."""
+        for _ in range(self.args.g_steps):
+            self.generator_step()
+        for _ in range(self.args.d_steps):
+            self.discriminator_round(self.args.d_epochs)
+
+    # ---- the g-step ------------------------------------------------------------------------------------
+
+    def generator_step(self) -> None:
+        """One REINFORCE update: sample, reward every token by Monte Carlo search, ascend log-prob * reward."""
+        args, runtime = self.args, self.runtime
+        generator = runtime.full_model("generator")  # full parameters for sampling and the LSTM's step
+        generator.eval()
+        with runtime.autocast():
+            sequences = self.engine.sample(generator, args.per_device_train_batch_size, rng=self.sampling_rng)
+            policy = self.rollout_model if self.rollout_model is not None else generator
+            rewards = self.engine(policy, sequences, self.reward, rng=self.sampling_rng)
+        model = runtime.training_model("generator")
+        model.train()
+        runtime.check_finite("reward", rewards)
+        _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
+        advantages = self.baseline(rewards, keep)
+
+        loss = self.policy_gradient_loss(model, sequences, advantages, keep)
+        runtime.step("generator", loss, "policy-gradient loss")
+        if self.rollout_model is not None:
+            self.update_rollout_policy()
+
+        keep_f = keep.float()
+        self.record("adversarial/g_loss", loss)
+        self.record("adversarial/reward_mean", (rewards * keep_f).sum() / keep_f.sum())
+        self.record("adversarial/reward_final", rewards[:, -1].mean())
+        # Sequences in this g-step over all processes: per_device_train_batch_size * world_size.
+        self.record("adversarial/global_batch_size", sequences.shape[0], reduction="sum")
+
+    def policy_gradient_loss(
+        self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """-mean over kept tokens of log G(y_t | y_<t) * advantage_t (the policy at the sampling temperature)."""
+        inputs = torch.cat([sequences.new_full((sequences.shape[0], 1), self.engine.bos_token_id),
+                            sequences[:, :-1]], dim=1)
+        with self.runtime.autocast():
+            logits = model(input_ids=inputs).logits.float() / self.args.temperature
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        mask = mask.to(log_probs.dtype)
+        return -(log_probs * advantages.detach() * mask).sum() / mask.sum().clamp(min=1.0)
+
+    @torch.no_grad()
+    def update_rollout_policy(self) -> None:
+        """theta_beta <- rate * theta_beta + (1 - rate) * theta_G (the paper's delayed rollout policy)."""
+        rate = self.args.rollout_update_rate
+        generator = self.runtime.full_model("generator")
+        for rollout_param, param in zip(self.rollout_model.parameters(), generator.parameters()):
+            rollout_param.mul_(rate).add_(param.detach(), alpha=1.0 - rate)
+
+    # ---- the d-step ------------------------------------------------------------------------------------
+
+    def discriminator_round(self, epochs: int) -> None:
+        """Fresh negatives from G plus as many real sequences, `epochs` passes of discriminator updates."""
+        args, runtime = self.args, self.runtime
+        device = runtime.device
+        count = self.num_negatives
+        generator = runtime.full_model("generator")
+        generator.eval()
+        with torch.no_grad(), runtime.autocast():
+            negatives = torch.cat([
+                self.engine.sample(generator, min(args.rollout_batch_size, count - start), rng=self.sampling_rng)
+                for start in range(0, count, args.rollout_batch_size)
+            ])
+        runtime.training_model("generator").train()
+        # Each process takes its own random positives: ranks see different data, as with a sharded loader.
+        rng = self.data_rng
+        chosen = torch.randperm(len(self.real), generator=rng)[:count] if count <= len(self.real) else torch.randint(
+            len(self.real), (count,), generator=rng
+        )
+        positives = self.real.input_ids[chosen].to(device)
+        sequences = torch.cat([positives, negatives.to(device)])
+        labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))]).to(device)
+
+        discriminator = runtime.training_model("discriminator")
+        discriminator.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(sequences), generator=rng).to(device)
+            for batch_index in order.split(args.discriminator_batch_size):
+                self._discriminator_update(discriminator, sequences[batch_index], labels[batch_index])
+
+    def _discriminator_update(self, discriminator: nn.Module, sequences: torch.LongTensor,
+                              labels: torch.Tensor) -> None:
+        inputs = self.adapter.encode(sequences, self.runtime.device)
+        with self.runtime.autocast():
+            logits = discriminator(**inputs).logits
+            # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().
+            loss = self.adapter.loss(logits, labels) + regularization_loss(self.runtime.model("discriminator"))
+        self.runtime.step("discriminator", loss, "discriminator loss")
+        predictions = self.adapter.predictions(logits.detach())
+        real = labels == 1
+        self.record("discriminator/loss", loss)
+        if real.any():
+            self.record("discriminator/accuracy_real", (predictions[real] == 1).float().mean())
+        if (~real).any():
+            self.record("discriminator/accuracy_fake", (predictions[~real] == 0).float().mean())
