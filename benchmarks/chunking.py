@@ -1,4 +1,4 @@
-"""Two CPU chunking choices of the engine, measured: the rollout-chunk cap and critic prefix sharing.
+"""Two CPU chunking choices of the engine, measured: the rollout-chunk cap and discriminator prefix sharing.
 
 Usage:
     HF_HUB_OFFLINE=1 python benchmarks/chunking.py          # ~2 min on one CPU thread
@@ -6,8 +6,8 @@ Usage:
 * rollout chunks: the paper's LSTM (V=5000, B=64, N=16, T=20), `RolloutEngine.rollouts` with chunks capped at
   ~4M logits (the default) and uncapped (4096 rows): seconds and minor page faults (`getrusage`) per call, and
   whether the rollouts are identical;
-* critic prefix sharing: the benchmark's small GPT-2 generator and classifier (rollout_speed.py's models, but a
-  pad token the generator never samples), scoring rollouts with full critic forwards vs `PrefixSharingScorer`,
+* discriminator prefix sharing: the benchmark's small GPT-2 generator and classifier (rollout_speed.py's models, but a
+  pad token the generator never samples), scoring rollouts with full discriminator forwards vs prefix sharing (`DiscriminatorReward`),
   over completions per prefix (B*N) and T: milliseconds (best of 3) and the ratio.
 Prints two tables; writes docs/results/chunking.json.
 """
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rollout_speed import BOS, build_models  # noqa: E402
 
 from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
-from seqgan_hf.prefix_scoring import PrefixSharingScorer  # noqa: E402
+from seqgan_hf.rewards import DiscriminatorReward  # noqa: E402
 from seqgan_hf.rollout import RolloutEngine  # noqa: E402
 
 
@@ -61,12 +61,11 @@ def prefix_sharing() -> list[dict]:
     generator, *_ = build_models("gpt2", 40, "cpu", quick=False)
     vocab = generator.config.vocab_size
     torch.manual_seed(1)
-    critic = GPT2ForSequenceClassification(GPT2Config(vocab_size=vocab + 1, n_embd=32, n_layer=1, n_head=2,
+    discriminator = GPT2ForSequenceClassification(GPT2Config(vocab_size=vocab + 1, n_embd=32, n_layer=1, n_head=2,
                                                       n_positions=128, pad_token_id=vocab, num_labels=2)).eval()
     adapter = DiscriminatorAdapter(num_labels=2, eos_token_id=None, pad_token_id=None, discriminator_pad_token_id=vocab)
 
-    def score(sequences):
-        return adapter.score(critic, sequences)
+    score = DiscriminatorReward(adapter, lambda: discriminator, prefix_sharing=False)
 
     def best(fn, *args) -> float:
         fn(*args)
@@ -83,11 +82,12 @@ def prefix_sharing() -> list[dict]:
             engine = RolloutEngine(BOS, length, rollout_num)
             sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
             rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))
-            scorer = PrefixSharingScorer(adapter, lambda: critic)
+            reward = DiscriminatorReward(adapter, lambda: discriminator)
             full = best(engine.rewards, rollouts, sequences, score)
-            shared = best(engine.rewards, rollouts, sequences, score, scorer)
+            shared = best(engine.rewards, rollouts, sequences, reward)
             rows.append({"T": length, "completions_per_prefix": batch * rollout_num, "full_ms": 1e3 * full,
-                         "shared_ms": 1e3 * shared, "speedup": full / shared, "shared": scorer.enabled})
+                         "shared_ms": 1e3 * shared, "speedup": full / shared,
+                         "shared": reward.prefix_sharing.enabled})
     return rows
 
 

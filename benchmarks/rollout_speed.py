@@ -14,9 +14,9 @@ T=20/40/80; B=64, N=16) it measures, alternating the three in every repeat and r
 * naive_recompute_s (GPT-2 cases): the same loop without any cache, every sampled token re-encoding its whole
   context (what ports written for RNNs do with a transformer: O(T^3) positions per sequence and rollout);
 * engine_s: `RolloutEngine.__call__` (rollouts + scoring), split into engine_rollout_s and engine_score_s,
-  scoring as `SeqGANTrainer` does by default: the GPT-2 classifier (a causal critic) shares each prefix's cache
-  (`critic_prefix_cache`), the CNN gets full forwards; engine_score_full_critic_s: the same engine feeding every
-  completion to the GPT-2 critic in full (what the limit's discriminator forward does);
+  scoring as `SeqGANTrainer` does by default: the GPT-2 classifier (a causal discriminator) shares each prefix's cache
+  (`discriminator_prefix_cache`), the CNN gets full forwards; engine_score_full_discriminator_s: the same engine
+  feeding every completion to the GPT-2 discriminator in full (what the limit's discriminator forward does);
 * limit_s: the work no implementation can skip, done the most efficient way PyTorch offers: one
   teacher-forced generator forward over all B*N*(T-1) rollout sequences plus one discriminator forward over
   them, each at the best batch size: a sweep on 4096 rows (generator 16 to 4096 rows, discriminator 32 to
@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO))
 from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
 from seqgan_hf.models.cnn import CNNDiscriminatorConfig, CNNForSequenceClassification  # noqa: E402
 from seqgan_hf.models.lstm import LSTMConfig, LSTMForCausalLM  # noqa: E402
-from seqgan_hf.prefix_scoring import PrefixSharingScorer  # noqa: E402
+from seqgan_hf.rewards import DiscriminatorReward  # noqa: E402
 from seqgan_hf.rollout import RolloutEngine  # noqa: E402
 
 BOS = 0
@@ -64,10 +64,10 @@ GPT2_VOCAB = 1000
 
 
 def build_models(kind: str, length: int, device: str, quick: bool):
-    """Generator, discriminator, a score function P(real) and the trainer's prefix-sharing scorer for one case.
+    """Generator, discriminator, its P(real) with full forwards (`score`) and the trainer's reward source.
 
-    The scorer shares prefixes for the GPT-2 classifier (a causal critic with a cache); for the CNN it finds on
-    first use that it does not apply, and the engine then scores full sequences with `score`, as the trainer does.
+    The reward source shares prefixes for the GPT-2 classifier (a causal discriminator with a cache); for the CNN
+    it finds on first use that sharing does not apply and scores full sequences, as the trainer does.
     """
     torch.manual_seed(0)
     if kind == "lstm":
@@ -94,10 +94,8 @@ def build_models(kind: str, length: int, device: str, quick: bool):
     discriminator.to(device).eval()
     adapter = DiscriminatorAdapter(num_labels=2, eos_token_id=None, pad_token_id=None, discriminator_pad_token_id=pad)
 
-    def score(sequences: torch.LongTensor) -> torch.Tensor:
-        return adapter.score(discriminator, sequences)
-
-    return generator, discriminator, score, PrefixSharingScorer(adapter, lambda: discriminator)
+    score = DiscriminatorReward(adapter, lambda: discriminator, prefix_sharing=False)
+    return generator, discriminator, score, DiscriminatorReward(adapter, lambda: discriminator)
 
 
 # ---- the three contenders ----------------------------------------------------------------------------
@@ -194,11 +192,11 @@ def best_batch(candidates, run_sample, run_full, device: str) -> int:
 def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int, device: str, quick: bool,
              naive_rollouts: int = 1, with_naive: bool = True, with_limit: bool = True,
              with_recompute: bool = False) -> dict:
-    generator, _, score, scorer = build_models(kind, length, device, quick)
+    generator, _, score, reward = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
     sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
     rollouts = engine.rollouts(generator, sequences, torch.Generator().manual_seed(2))  # warm-up
-    engine.rewards(rollouts, sequences, score, scorer)  # warm-up; decides whether the critic shares prefixes
+    engine.rewards(rollouts, sequences, reward)  # warm-up; decides whether the discriminator shares prefixes
     vocab = generator.get_output_embeddings().weight.shape[0]
     g_batch = d_batch = 0
     if with_limit:
@@ -215,7 +213,7 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
             lambda size: discriminator_pass(score, every, size), device,
         )
     naive_t, recompute_t, rollout_t, score_t, limit_t, limit_g, limit_d = [], [], [], [], [], [], []
-    score_full_t, critic_positions, scored = [], 0, 0
+    score_full_t, discriminator_positions, scored = [], 0, 0
     for repeat in range(repeats):
         if with_naive:
             naive_t.append(
@@ -232,9 +230,9 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
             engine.rollouts, device, generator, sequences, torch.Generator().manual_seed(10 + repeat)
         )
         rollout_t.append(seconds)
-        score_t.append(clock(engine.rewards, device, rollouts, sequences, score, scorer)[0])
-        critic_positions, scored = engine.counter.discriminator_positions, engine.counter.scored_sequences
-        if scorer.enabled:  # the same engine with every completion fed in full to the critic, for comparison
+        score_t.append(clock(engine.rewards, device, rollouts, sequences, reward)[0])
+        discriminator_positions, scored = engine.counter.discriminator_positions, engine.counter.scored_sequences
+        if reward.prefix_sharing.enabled:  # the same engine feeding every completion in full, for comparison
             score_full_t.append(clock(engine.rewards, device, rollouts, sequences, score)[0])
         if with_limit:
             flat = rollouts.reshape(-1, length)
@@ -250,12 +248,12 @@ def run_case(kind: str, length: int, batch: int, rollout_num: int, repeats: int,
         "generator_positions": engine.counter.generator_positions,
         "minimum_positions": batch * rollout_num * length * (length - 1) // 2 + batch * length,
         "scored_sequences": scored,
-        "critic_prefix_cache": bool(scorer.enabled),
-        "discriminator_positions": critic_positions,
+        "discriminator_prefix_cache": bool(reward.prefix_sharing.enabled),
+        "discriminator_positions": discriminator_positions,
         "discriminator_positions_full": (batch * rollout_num * (length - 1) + batch) * length,
     }
     if score_full_t:
-        case["engine_score_full_critic_s"] = statistics.median(score_full_t)
+        case["engine_score_full_discriminator_s"] = statistics.median(score_full_t)
     if with_naive:
         case.update(naive_s=statistics.median(naive_t), naive_rollouts_timed=naive_rollouts,
                     speedup_vs_naive=statistics.median(naive_t) / case["engine_s"])
@@ -280,7 +278,7 @@ def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: s
     """
     import threading
 
-    generator, _, score, scorer = build_models(kind, length, device, quick)
+    generator, _, score, reward = build_models(kind, length, device, quick)
     engine = RolloutEngine(BOS, length, rollout_num)
     sequences = engine.sample(generator, batch, rng=torch.Generator().manual_seed(1))
     before_mb = _rss_mb()
@@ -295,7 +293,7 @@ def memory_probe(kind: str, length: int, batch: int, rollout_num: int, device: s
     watcher.start()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    engine(generator, sequences, score, generator=torch.Generator().manual_seed(2), prefix_scorer=scorer)
+    engine(generator, sequences, reward, rng=torch.Generator().manual_seed(2))
     done.set()
     watcher.join()
     peak[0] = max(peak[0], _rss_mb())
