@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import datasets
 import torch
 
-from .models.lstm import LSTMConfig, LSTMForCausalLM
+from .likelihood import teacher_forced_nll
+from .metrics import load_oracle_model
+from .models import LSTMConfig, LSTMForCausalLM
 from .rollout import RolloutEngine
+
+if TYPE_CHECKING:
+    import datasets
 
 # Oracle parameters come from their own RNG stream. Seeding with the bare `seed` would make an oracle built with
 # seed 0 and a generator initialised after `set_seed(0)` draw the *same* normals (the generator a 0.1-scaled copy
@@ -46,15 +51,16 @@ def build_oracle(
     return oracle.eval().requires_grad_(False)
 
 
-def load_oracle(path: str, sequence_length: int = 20) -> LSTMForCausalLM:
-    """Load an oracle from the paper's `.npz` layout or from a `save_pretrained` directory."""
-    if os.path.isdir(path):
-        oracle = LSTMForCausalLM.from_pretrained(path)
-    elif path.endswith(".npz"):
-        oracle = LSTMForCausalLM.from_oracle_npz(path, sequence_length=sequence_length)
-    else:
-        raise ValueError(f"oracle {path!r}: expected an .npz in the paper's layout or a save_pretrained directory.")
-    return oracle.eval().requires_grad_(False)
+def load_oracle(
+    oracle: str | os.PathLike | torch.nn.Module,
+    sequence_length: int | None = None,
+    device: str | torch.device | None = None,
+) -> torch.nn.Module:
+    """Load an oracle from the paper's `.npz` layout (with `sequence_length`, default 20) or from a
+    `save_pretrained` directory, frozen and in eval mode; a model object is returned as it is.
+
+    A name for [`seqgan_hf.metrics.load_oracle_model`], the package's one oracle loader."""
+    return load_oracle_model(oracle, device, sequence_length=sequence_length)
 
 
 @torch.no_grad()
@@ -74,36 +80,23 @@ def sample_sequences(
     rng = torch.Generator(device="cpu")
     rng.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
     chunks = [
-        engine.sample(model, min(batch_size, num_sequences - start), generator=rng).cpu()
+        engine.sample(model, min(batch_size, num_sequences - start), rng=rng).cpu()
         for start in range(0, num_sequences, batch_size)
     ]
     model.train(was_training)
     return torch.cat(chunks)
 
 
-@torch.no_grad()
 def sequence_nll(
     model: torch.nn.Module,
     sequences: torch.LongTensor,
     bos_token_id: int | None = None,
     batch_size: int = 1024,
 ) -> float:
-    """Mean per-token negative log-likelihood of `sequences` [N, T] under `model`, fed `[BOS] + sequence`."""
-    if bos_token_id is None:
-        bos_token_id = getattr(model.config, "bos_token_id", None)
-        bos_token_id = 0 if bos_token_id is None else bos_token_id
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for chunk in torch.as_tensor(sequences, dtype=torch.long).split(batch_size):
-        chunk = chunk.to(device)
-        inputs = torch.cat([chunk.new_full((chunk.shape[0], 1), bos_token_id), chunk[:, :-1]], dim=1)
-        log_probs = torch.log_softmax(model(input_ids=inputs).logits.float(), dim=-1)
-        total += -log_probs.gather(-1, chunk.unsqueeze(-1)).sum().item()
-        count += chunk.numel()
-    model.train(was_training)
-    return total / count
+    """Mean per-token negative log-likelihood of `sequences` [N, T] under `model`, fed `[BOS] + sequence`.
+
+    The untempered, unmasked case of [`seqgan_hf.likelihood.teacher_forced_nll`]."""
+    return teacher_forced_nll(model, sequences, bos_token_id, batch_size=batch_size).nll
 
 
 @dataclass
@@ -140,6 +133,8 @@ class OracleTask:
 
     def train_dataset(self) -> datasets.Dataset:
         """The real data as a `datasets.Dataset` with an `input_ids` column."""
+        import datasets  # here, not at the top: scoring (e.g. `seqgan_hf.metrics`) should not pay for it
+
         return datasets.Dataset.from_dict({"input_ids": self.train.tolist()})
 
     def nll_oracle(self, generator: torch.nn.Module, num_samples: int = 10_000, seed: int = 0,
@@ -149,15 +144,17 @@ class OracleTask:
         samples = sample_sequences(
             generator, num_samples, self.sequence_length, self.bos_token_id, seed=seed, temperature=temperature
         )
-        return sequence_nll(self.oracle, samples, self.bos_token_id)
+        return teacher_forced_nll(self.oracle, samples, self.bos_token_id).nll
 
     def nll_test(self, generator: torch.nn.Module, temperature: float = 1.0) -> float:
-        """Generator NLL of the held-out oracle samples (lower = better coverage of the oracle)."""
-        if temperature == 1.0:
-            return sequence_nll(generator, self.test, self.bos_token_id)
-        from .sweep import tempered_nll_and_entropy  # sweep imports this module
-
-        return tempered_nll_and_entropy(generator, self.test, temperature, self.bos_token_id)[0]
+        """Generator NLL of the held-out oracle samples (lower = better coverage of the oracle), with the
+        generator's logits divided by `temperature`."""
+        # Tempered NLL_test was always scored in the sweep's 256-sequence batches; the float32 per-batch sums
+        # depend on the batch, so keeping it keeps earlier numbers to the last digit.
+        batch_size = 1024 if temperature == 1.0 else 256
+        return teacher_forced_nll(
+            generator, self.test, self.bos_token_id, temperature=temperature, batch_size=batch_size
+        ).nll
 
 
 class OracleEvaluator:

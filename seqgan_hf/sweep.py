@@ -29,53 +29,34 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from .data import mask_after_eos
-from .oracle import OracleTask, sample_sequences, sequence_nll
+from .likelihood import default_bos_token_id, teacher_forced_nll
+from .oracle import OracleTask, sample_sequences
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 
-
-def _bos(model: torch.nn.Module, bos_token_id: int | None) -> int:
-    if bos_token_id is not None:
-        return bos_token_id
-    for source in (getattr(model, "generation_config", None), model.config):
-        value = getattr(source, "bos_token_id", None)
-        if value is not None:
-            return value
-    return 0
+# Sequences per teacher-forced pass when the entropy is computed too: peak memory is a few [batch, T, vocab]
+# float tensors (about 100 MB each at 256 x 20 x 5000). Published sweeps were scored with it; the float32
+# per-batch sums depend on it, so changing it moves their last digits.
+_ENTROPY_BATCH = 256
 
 
-@torch.no_grad()
 def tempered_nll_and_entropy(
     model: torch.nn.Module,
     sequences: torch.LongTensor,
     temperature: float,
     bos_token_id: int = 0,
     mask: torch.Tensor | None = None,
-    batch_size: int = 256,
+    batch_size: int = _ENTROPY_BATCH,
 ) -> tuple[float, float]:
     """Teacher-forced pass of `[BOS] + sequences` through `model` with logits divided by `temperature`.
 
     Returns (mean per-token NLL of `sequences`, mean per-token entropy of the next-token distribution), both in
-    nats, averaged over the positions where `mask` (default: all) is true. Peak memory is a few
-    [batch_size, T, vocab] float tensors (about 100 MB each at 256 x 20 x 5000)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sequences = torch.as_tensor(sequences, dtype=torch.long)
-    mask = torch.ones_like(sequences, dtype=torch.bool) if mask is None else mask.bool()
-    nll_total = entropy_total = 0.0
-    count = 0
-    for chunk, chunk_mask in zip(sequences.split(batch_size), mask.split(batch_size)):
-        chunk, chunk_mask = chunk.to(device), chunk_mask.to(device)
-        inputs = torch.cat([chunk.new_full((chunk.shape[0], 1), bos_token_id), chunk[:, :-1]], dim=1)
-        log_probs = torch.log_softmax(model(input_ids=inputs).logits.float() / temperature, dim=-1)
-        token_nll = -log_probs.gather(-1, chunk.unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        nll_total += token_nll[chunk_mask].sum().item()
-        entropy_total += entropy[chunk_mask].sum().item()
-        count += int(chunk_mask.sum())
-    model.train(was_training)
-    return nll_total / max(count, 1), entropy_total / max(count, 1)
+    nats, averaged over the positions where `mask` (default: all) is true. A name for
+    [`seqgan_hf.likelihood.teacher_forced_nll`] with `entropy=True`."""
+    score = teacher_forced_nll(
+        model, sequences, bos_token_id, temperature=temperature, mask=mask, batch_size=batch_size, entropy=True
+    )
+    return score.nll, score.entropy
 
 
 def _strip(sequences: torch.LongTensor, eos_token_id: int | None, pad_token_id: int | None):
@@ -133,7 +114,7 @@ def temperature_sweep(
         raise ValueError(f"temperatures must be a non-empty list of positive numbers, got {temperatures}.")
     if task is None and references is None:
         raise ValueError("temperature_sweep needs task= (oracle metrics) and/or references= (BLEU / Self-BLEU).")
-    bos = _bos(model, bos_token_id)
+    bos = default_bos_token_id(model) if bos_token_id is None else bos_token_id
     if eos_token_id is None:
         eos_token_id = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
         if eos_token_id is None and task is None:
@@ -162,11 +143,12 @@ def temperature_sweep(
     for temperature in temperatures:
         point: dict[str, float] = {"temperature": temperature}
         samples = sample_sequences(model, num_samples, sequence_length, bos, seed=seed, temperature=temperature)
-        nll_contexts, entropy = tempered_nll_and_entropy(model, contexts, temperature, bos, context_mask)
-        point["entropy"] = entropy
+        contexts_score = teacher_forced_nll(model, contexts, bos, temperature=temperature, mask=context_mask,
+                                            batch_size=_ENTROPY_BATCH, entropy=True)
+        point["entropy"] = contexts_score.entropy
         if task is not None:
-            point["nll_oracle"] = sequence_nll(task.oracle, samples, bos)
-            point["nll_test"] = nll_contexts
+            point["nll_oracle"] = teacher_forced_nll(task.oracle, samples, bos).nll
+            point["nll_test"] = contexts_score.nll
         if table is not None:
             tokens, _ = _strip(samples, eos_token_id, pad_token_id)
             hypotheses = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens] if text_references else tokens
@@ -184,7 +166,7 @@ def temperature_sweep(
         "entropy_contexts": context_name,
     }
     if task is not None:
-        result["oracle_nll_test"] = sequence_nll(task.oracle, task.test, bos)
+        result["oracle_nll_test"] = teacher_forced_nll(task.oracle, task.test, bos).nll
     if table is not None:
         result["bleu_max_order"] = max_order
     return result

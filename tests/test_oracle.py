@@ -68,3 +68,41 @@ def test_oracle_stream_differs_from_a_generator_seeded_alike():
     generator = LSTMForCausalLM(LSTMConfig(vocab_size=100))
     correlation = torch.corrcoef(torch.stack([oracle.lm_head.weight.flatten(), generator.lm_head.weight.flatten()]))
     assert abs(correlation[0, 1].item()) < 0.1
+
+
+def test_one_teacher_forced_pass_serves_every_nll():
+    """NLL_oracle, NLL_test, the sweep and `metrics.nll_oracle` all score with `teacher_forced_nll`."""
+    from seqgan_hf import metrics
+    from seqgan_hf.likelihood import teacher_forced_nll
+    from seqgan_hf.sweep import tempered_nll_and_entropy
+
+    model = build_oracle(seed=2, vocab_size=50, sequence_length=6)
+    sequences = torch.randint(0, 50, (37, 6), generator=torch.Generator().manual_seed(0))
+    mask = torch.rand(37, 6, generator=torch.Generator().manual_seed(1)) > 0.3
+    # Reference: one position at a time, fed [BOS=0] + sequence, logits / temperature.
+    inputs = torch.cat([torch.zeros(37, 1, dtype=torch.long), sequences[:, :-1]], dim=1)
+    log_probs = torch.log_softmax(model(input_ids=inputs).logits.detach().double() / 0.7, dim=-1)
+    token_nll = -log_probs.gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    score = teacher_forced_nll(model, sequences, 0, temperature=0.7, mask=mask, batch_size=8, entropy=True)
+    assert score.nll == pytest.approx(token_nll[mask].mean().item(), rel=1e-5)
+    assert score.entropy == pytest.approx(entropy[mask].mean().item(), rel=1e-5)
+    # The public names are the same pass, to the last bit.
+    assert tempered_nll_and_entropy(model, sequences, 0.7, 0, mask, batch_size=8) == tuple(score)
+    assert sequence_nll(model, sequences) == teacher_forced_nll(model, sequences).nll
+    assert teacher_forced_nll(model, sequences).entropy is None
+    assert metrics.nll_oracle(sequences, model) == pytest.approx(sequence_nll(model, sequences), rel=1e-12)
+    assert math.isnan(teacher_forced_nll(model, sequences, mask=torch.zeros_like(mask)).nll)
+
+
+def test_one_oracle_loader(tmp_path):
+    from seqgan_hf.metrics import load_oracle_model
+
+    oracle = build_oracle(seed=1, vocab_size=30)
+    oracle.to_oracle_npz(str(tmp_path / "oracle.npz"))
+    assert load_oracle(oracle) is oracle and load_oracle_model(oracle) is oracle
+    assert load_oracle(str(tmp_path / "oracle.npz"), sequence_length=7).config.sequence_length == 7
+    assert load_oracle_model(tmp_path / "oracle.npz").config.sequence_length == 20
+    for loader in (load_oracle, load_oracle_model):
+        with pytest.raises(ValueError, match="neither"):
+            loader(str(tmp_path / "missing.npz"))

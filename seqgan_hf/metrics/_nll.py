@@ -12,11 +12,24 @@ if TYPE_CHECKING:
     import torch
 
 
-def load_oracle_model(oracle: str | os.PathLike | torch.nn.Module, device: str | None = None) -> torch.nn.Module:
-    """Return `oracle` itself if it is a model, else load it: a `save_pretrained` directory through
-    `AutoModelForCausalLM.from_pretrained` (the seqgan_hf models are registered), or a `.npz` in the SeqGAN
-    paper's layout through `LSTMForCausalLM.from_oracle_npz`. A loaded model is put in eval mode and on
-    `device` when given; a model object is used as it is (its own device)."""
+def load_oracle_model(
+    oracle: str | os.PathLike | torch.nn.Module,
+    device: str | torch.device | None = None,
+    *,
+    sequence_length: int | None = None,
+) -> torch.nn.Module:
+    """The package's one oracle loader (`seqgan_hf.oracle.load_oracle` is a name for it): `oracle` itself if
+    it is a model, else the model saved at that path.
+
+    A directory is loaded with `AutoModelForCausalLM.from_pretrained` (any causal LM; the seqgan_hf models are
+    registered), a `.npz` in the SeqGAN paper's layout (docs/PROTOCOL.md) with
+    `LSTMForCausalLM.from_oracle_npz`, whose `sequence_length` it sets (default 20; a directory keeps its saved
+    config). A loaded model is frozen, in eval mode and on `device` when given; a model object is returned as
+    it is (on its own device).
+
+    Raises:
+        ValueError: `oracle` is neither a model, a directory nor an existing `.npz` file.
+    """
     import torch
 
     if isinstance(oracle, torch.nn.Module):
@@ -26,6 +39,7 @@ def load_oracle_model(oracle: str | os.PathLike | torch.nn.Module, device: str |
             f"oracle must be a model or the path of a saved model directory, got {type(oracle).__name__}."
         )
     path = os.fspath(oracle)
+    # The model code is imported here, not at the top: BLEU users of `seqgan_hf.metrics` should not pay for it.
     if os.path.isdir(path):
         from transformers import AutoModelForCausalLM
 
@@ -33,11 +47,14 @@ def load_oracle_model(oracle: str | os.PathLike | torch.nn.Module, device: str |
 
         model = AutoModelForCausalLM.from_pretrained(path)
     elif path.endswith(".npz") and os.path.isfile(path):
-        from ..models.lstm import LSTMForCausalLM
+        from ..models import LSTMForCausalLM
 
-        model = LSTMForCausalLM.from_oracle_npz(path)
+        extra = {} if sequence_length is None else {"sequence_length": sequence_length}
+        model = LSTMForCausalLM.from_oracle_npz(path, **extra)
     else:
-        raise ValueError(f"oracle {path!r} is neither a save_pretrained directory nor an existing .npz file.")
+        raise ValueError(
+            f"oracle {path!r} is neither a save_pretrained directory nor an existing .npz file in the paper's layout."
+        )
     model.eval().requires_grad_(False)
     if device is not None:
         model.to(device)
@@ -78,12 +95,14 @@ def nll_oracle(
 
     Each sequence is scored by feeding `[bos_token_id] + sequence` and averaging `-log p(token)` over the
     sequence's tokens; the average is over all tokens of all sequences. Sequences of different lengths are
-    allowed (scored in groups of equal length). Scoring is done by `seqgan_hf.oracle.sequence_nll`.
+    allowed (scored in groups of equal length). Scoring is done by
+    `seqgan_hf.likelihood.teacher_forced_nll`.
 
     Args:
         sequences: generated samples as token ids: a list of int lists, or an int array/tensor [N, T].
         oracle: a model object, or the path of a `save_pretrained` directory / paper-layout `.npz`.
-        bos_token_id: the start token; default: the oracle's `config.bos_token_id` (0 when unset).
+        bos_token_id: the start token; default: the oracle's own (its generation config's, else its config's
+            `bos_token_id`, else 0).
         batch_size: sequences per forward pass.
         device: where to put an oracle loaded from a path (a model object stays where it is).
 
@@ -92,7 +111,7 @@ def nll_oracle(
     """
     import torch
 
-    from ..oracle import sequence_nll
+    from ..likelihood import teacher_forced_nll
 
     token_lists = _as_int_sequences(sequences)
     by_length: dict[int, list[list[int]]] = defaultdict(list)
@@ -114,5 +133,6 @@ def nll_oracle(
     total = 0.0
     for length, group in sorted(by_length.items()):
         batch = torch.tensor(group, dtype=torch.long)
-        total += sequence_nll(model, batch, bos_token_id=bos_token_id, batch_size=batch_size) * length * len(group)
+        score = teacher_forced_nll(model, batch, bos_token_id, batch_size=batch_size)
+        total += score.nll * length * len(group)
     return total / num_tokens

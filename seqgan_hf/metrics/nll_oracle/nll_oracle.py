@@ -28,7 +28,8 @@ Args:
     predictions: generated sequences of int token ids (lengths may differ).
     oracle: the oracle: a loaded causal LM, or the path of a `save_pretrained` directory (loaded with
         transformers.AutoModelForCausalLM) or of a SeqGAN-paper `.npz`.
-    bos_token_id: start token fed before each sequence (default: the oracle's config.bos_token_id, else 0).
+    bos_token_id: start token fed before each sequence (default: the oracle's generation_config.bos_token_id,
+        else its config.bos_token_id, else 0).
     batch_size: sequences per forward pass (default 1024).
     device: device for an oracle loaded from a path (default: CPU).
 Returns:
