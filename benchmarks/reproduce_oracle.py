@@ -30,7 +30,7 @@ after every run, so an interrupted run keeps what it measured; `--merge` adds ne
 
 Protocols (`PROTOCOLS` below has every number):
 
-* `paper`: DESIGN.md section 4 exactly: 10k oracle sequences, MLE 120 epochs, the paper's CNN (12 widths,
+* `paper`: docs/PROTOCOL.md exactly: 10k oracle sequences, MLE 120 epochs, the paper's CNN (12 widths,
   1,720 filters), D pretraining 50 rounds x 3 epochs on 10k negatives + 10k positives, 200 adversarial
   iterations of 1 g-step (batch 64, 16 rollouts) and 5 d-steps x 3 epochs on 10k fresh negatives. Hours on CPU.
 * `cpu`: the same algorithm, data, generator (vocab 5000, T=20, LSTM 32/32, Adam 0.01, clip 5, batch 64,

@@ -1,7 +1,7 @@
 """The SeqGAN paper's CNN discriminator, as a transformers sequence classifier.
 
 Embedding -> parallel 1-D convolutions of several widths -> ReLU -> max-over-time pooling ->
-one highway layer -> dropout -> linear output (DESIGN.md section 4). Inputs shorter than the widest
+one highway layer -> dropout -> linear output (docs/PROTOCOL.md). Inputs shorter than the widest
 filter are right-padded with `pad_token_id` so every filter sees at least one window.
 """
 

@@ -3,7 +3,7 @@
 One single-layer LSTM (no peepholes) over a token embedding, with a linear read-out to the vocabulary.
 It serves both as the generator G and as the synthetic oracle (same shape, different init scale).
 
-The gate equations follow the paper's public code (DESIGN.md section 4); we store them in
+The gate equations follow the paper's public code (docs/PROTOCOL.md); we store them in
 `torch.nn.LSTM`'s fused layout (gate order i, f, g, o) so the recurrence runs in PyTorch's own kernel.
 `from_oracle_npz` maps the paper's 15 named arrays onto that layout.
 """
