@@ -21,7 +21,9 @@ _LAZY_NAMES: dict[str, str] = {
     "LSTMForCausalLM": "models",
     "OracleEvaluator": "oracle",
     "OracleTask": "oracle",
+    "FunctionReward": "rewards",
     "PGBleuTrainer": "baselines",
+    "RewardSource": "rewards",
     "ScheduledSamplingTrainer": "baselines",
     "SeqGANConfig": "config",
     "SeqGANTrainer": "trainer",
@@ -40,6 +42,8 @@ if TYPE_CHECKING:  # for static tools only (`X as X` marks a re-export); at run 
     from .models import LSTMForCausalLM as LSTMForCausalLM
     from .oracle import OracleEvaluator as OracleEvaluator
     from .oracle import OracleTask as OracleTask
+    from .rewards import FunctionReward as FunctionReward
+    from .rewards import RewardSource as RewardSource
     from .sweep import temperature_sweep as temperature_sweep
     from .trainer import SeqGANTrainer as SeqGANTrainer
 
