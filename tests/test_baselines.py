@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqgan_hf import LSTMConfig, LSTMForCausalLM, OracleEvaluator, OracleTask
+from seqgan_hf import OracleEvaluator, OracleTask
 from seqgan_hf.baselines import (
     PGBleuTrainer,
     mle_baseline_trainer,
@@ -14,12 +14,11 @@ from seqgan_hf.baselines import (
 )
 from seqgan_hf.metrics import corpus_bleu
 from seqgan_hf.oracle import sample_sequences
-from tests.conftest import quick_config
+from tests.builders import quick_config, tiny_gpt2, tiny_lstm
 
 
 def _generator(vocab_size=12, length=6):
-    torch.manual_seed(0)
-    return LSTMForCausalLM(LSTMConfig(vocab_size=vocab_size, embedding_dim=8, hidden_dim=16, sequence_length=length))
+    return tiny_lstm(vocab_size, hidden_dim=16, sequence_length=length)
 
 
 def test_pg_bleu_raises_bleu_on_a_toy_corpus(tmp_path):
@@ -114,11 +113,7 @@ def test_scheduled_sampling_feeds_the_models_own_tokens_on_a_rising_schedule(tmp
 
 
 def test_scheduled_sampling_two_pass_for_transformers_keeps_targets_and_padding(tmp_path):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=12, n_embd=16, n_layer=1, n_head=2, n_positions=16,
-                                       bos_token_id=0, eos_token_id=0))
+    model = tiny_gpt2(12, n_positions=16, bos_token_id=0, eos_token_id=0)
     trainer = _ss_trainer(tmp_path, model, sampling_probability=1.0, schedule="constant")
     batch = next(iter(trainer.get_train_dataloader()))
     batch["attention_mask"][:2, -2:] = 0

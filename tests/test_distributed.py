@@ -320,13 +320,14 @@ sys.path.insert(0, sys.argv[2])
 import datasets
 from safetensors.torch import save_file
 from seqgan_hf import SeqGANTrainer
-from tests.conftest import CORPUS, quick_config, train_tokenizer
-from tests.test_trainer import tiny_gpt2, tiny_gpt2_classifier
+from tests.builders import (CORPUS, classifier_token_ids, lm_token_ids, quick_config, tiny_gpt2,
+                            tiny_gpt2_classifier, train_tokenizer)
 
 observe, rank = Path(sys.argv[1]), int(os.environ["RANK"])
 tokenizer = train_tokenizer("wordlevel")
 trainer = SeqGANTrainer(
-    model=tiny_gpt2(tokenizer), discriminator=tiny_gpt2_classifier(tokenizer, 2),
+    model=tiny_gpt2(**lm_token_ids(tokenizer)),
+    discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
     args=quick_config(observe, sequence_length=8, mle_epochs=0), train_dataset=datasets.Dataset.from_dict({"text": CORPUS}),
     processing_class=tokenizer,
 )

@@ -8,7 +8,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from seqgan_hf import SeqGANConfig, SeqGANTrainer
-from tests.conftest import quick_config, tiny_cnn, tiny_lstm, train_tokenizer
+from tests.builders import quick_config, tiny_cnn, tiny_lstm, train_tokenizer
 
 
 def ids_dataset(rows):

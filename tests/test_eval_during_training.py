@@ -6,11 +6,10 @@ import glob
 import os
 
 import pytest
-import torch
 
-from seqgan_hf import LSTMConfig, LSTMForCausalLM, OracleEvaluator, OracleTask, SeqGANTrainer
+from seqgan_hf import OracleEvaluator, OracleTask, SeqGANTrainer
 from seqgan_hf.baselines import placeholder_discriminator
-from tests.conftest import quick_config
+from tests.builders import quick_config, tiny_lstm
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +19,7 @@ def task():
 
 
 def _trainer(tmp_path, task, **overrides):
-    torch.manual_seed(0)
-    generator = LSTMForCausalLM(LSTMConfig(vocab_size=30, embedding_dim=8, hidden_dim=8, sequence_length=6))
+    generator = tiny_lstm(30, sequence_length=6)
     # 4 MLE batches + 1 D round + 2 adversarial iterations = 7 training units.
     args = quick_config(tmp_path, eval_strategy="steps", eval_steps=2, logging_steps=1, **overrides)
     return SeqGANTrainer(model=generator, discriminator=placeholder_discriminator(30), args=args,

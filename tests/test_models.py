@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 import seqgan_hf  # noqa: F401  (registers the Auto classes)
 from seqgan_hf import CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMForCausalLM
-from tests.conftest import tiny_cnn, tiny_lstm
+from tests.builders import tiny_cnn, tiny_lstm
 
 
 def test_lstm_round_trip_with_auto_classes(tmp_path):

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from seqgan_hf import SeqGANTrainer
 from seqgan_hf.checkpoint import NonFiniteError
-from tests.conftest import quick_config, tiny_cnn, tiny_lstm
+from tests.builders import quick_config, tiny_cnn, tiny_lstm
 
 
 def _data():

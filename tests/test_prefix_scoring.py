@@ -14,21 +14,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import (  # noqa: E402
-    BertConfig,
-    BertForSequenceClassification,
-    GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForSequenceClassification,
-)
+from transformers import GPT2ForSequenceClassification  # noqa: E402
 from transformers.modeling_outputs import SequenceClassifierOutputWithPast  # noqa: E402
 
 from seqgan_hf.discriminator import DiscriminatorAdapter  # noqa: E402
-from seqgan_hf.models.cnn import CNNDiscriminatorConfig, CNNForSequenceClassification  # noqa: E402
 from seqgan_hf.prefix_scoring import PrefixSharingScorer  # noqa: E402
 from seqgan_hf.rollout import RolloutEngine  # noqa: E402
+from tests.builders import (  # noqa: E402
+    tiny_bert_classifier,
+    tiny_cnn,
+    tiny_gpt2,
+    tiny_gpt2_classifier,
+    tiny_llama_classifier,
+)
 
 # The critic's vocabulary has one extra token, its pad (never sampled); the generator's own pad is PAD.
 VOCAB, BOS, PAD, EOS = 37, 0, 36, 5
@@ -40,26 +38,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _generator() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=64, bos_token_id=BOS)
-    return GPT2LMHeadModel(config).eval()
+    return tiny_gpt2(VOCAB, bos_token_id=BOS).eval()
 
 
-def _gpt2_critic_config(n_layer: int, vocab_size: int = CRITIC_VOCAB, pad_token_id: int = CRITIC_PAD) -> GPT2Config:
-    torch.manual_seed(1)
-    return GPT2Config(vocab_size=vocab_size, n_embd=16, n_layer=n_layer, n_head=2, n_positions=64,
-                      pad_token_id=pad_token_id, num_labels=2)
-
-
-def _gpt2_critic() -> torch.nn.Module:
-    return GPT2ForSequenceClassification(_gpt2_critic_config(n_layer=2)).eval()
+def _gpt2_critic(n_layer: int = 2, **config) -> torch.nn.Module:
+    """The GPT-2 critic, on its own vocabulary and pad unless `config` says otherwise."""
+    config = {"vocab_size": CRITIC_VOCAB, "pad_token_id": CRITIC_PAD, **config}
+    return tiny_gpt2_classifier(num_labels=2, n_layer=n_layer, n_positions=64, **config).eval()
 
 
 def _llama_critic() -> torch.nn.Module:
-    torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=CRITIC_VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, pad_token_id=CRITIC_PAD, num_labels=1)
-    return LlamaForSequenceClassification(config).eval()
+    return tiny_llama_classifier(CRITIC_VOCAB, 1, num_hidden_layers=2, pad_token_id=CRITIC_PAD).eval()
 
 
 class _FirstTokenCritic(GPT2ForSequenceClassification):
@@ -71,21 +60,15 @@ class _FirstTokenCritic(GPT2ForSequenceClassification):
 
 
 def _first_token_critic() -> torch.nn.Module:
-    return _FirstTokenCritic(_gpt2_critic_config(n_layer=1)).eval()
+    return _gpt2_critic(n_layer=1, model_class=_FirstTokenCritic)
 
 
 def _bert_critic() -> torch.nn.Module:
-    torch.manual_seed(1)
-    config = BertConfig(vocab_size=CRITIC_VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, pad_token_id=CRITIC_PAD, num_labels=2)
-    return BertForSequenceClassification(config).eval()
+    return tiny_bert_classifier(CRITIC_VOCAB, 2, max_position_embeddings=64, pad_token_id=CRITIC_PAD).eval()
 
 
 def _cnn_critic() -> torch.nn.Module:
-    torch.manual_seed(1)
-    config = CNNDiscriminatorConfig(vocab_size=CRITIC_VOCAB, embedding_dim=8, filter_sizes=[2, 3], num_filters=[4, 4],
-                                    pad_token_id=CRITIC_PAD)
-    return CNNForSequenceClassification(config).eval()
+    return tiny_cnn(CRITIC_VOCAB, filter_sizes=[2, 3], num_filters=[4, 4], pad_token_id=CRITIC_PAD).eval()
 
 
 def _adapter(critic, eos_token_id: int | None = None) -> DiscriminatorAdapter:
@@ -115,7 +98,7 @@ def _both(critic, eos_token_id=None, score_batch_size=4096, autocast=None):
     return full, shared, scorer, engine.counter, rollouts
 
 
-def _expected_positions(rollouts: torch.LongTensor, shareable: torch.Tensor) -> int:
+def _expected_positions(shareable: torch.Tensor) -> int:
     """B*T for the sampled sequences, then T - t per shared completion of prefix t and T per other one."""
     prefix_length = torch.arange(1, LENGTH)
     per_completion = torch.where(shareable, LENGTH - prefix_length, torch.full_like(prefix_length, LENGTH))
@@ -136,13 +119,13 @@ def test_shared_prefixes_give_full_forward_scores_with_the_minimum_positions(mak
 
 def test_completions_holding_the_critic_pad_token_get_a_full_forward():
     """A pad id that is also a token the generator samples: the classifier would pool before it; no sharing."""
-    critic = GPT2ForSequenceClassification(_gpt2_critic_config(n_layer=1, vocab_size=VOCAB, pad_token_id=PAD)).eval()
+    critic = _gpt2_critic(n_layer=1, vocab_size=VOCAB, pad_token_id=PAD)
     full, shared, scorer, counter, rollouts = _both(critic)
     assert scorer.enabled is True
     torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)
     shareable = (rollouts != PAD).all(dim=-1)
     assert 0 < int(shareable.sum()) < shareable.numel()  # both kinds of rows occur
-    assert counter.discriminator_positions == _expected_positions(rollouts, shareable)
+    assert counter.discriminator_positions == _expected_positions(shareable)
 
 
 def test_completions_padded_after_eos_get_a_full_forward():
@@ -153,7 +136,7 @@ def test_completions_padded_after_eos_get_a_full_forward():
     # An EOS before the last position pads the rest: such completions are not shared.
     shareable = (rollouts[..., :-1] != EOS).all(dim=-1)
     assert 0 < int(shareable.sum()) < shareable.numel()  # both kinds of rows occur
-    assert counter.discriminator_positions == _expected_positions(rollouts, shareable)
+    assert counter.discriminator_positions == _expected_positions(shareable)
 
 
 def test_scores_depend_on_the_critic_batch_size_only_through_float_rounding():

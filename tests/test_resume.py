@@ -158,7 +158,7 @@ def test_resume_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
     import datasets
 
     from seqgan_hf import SeqGANTrainer
-    from tests.conftest import quick_config, tiny_cnn, tiny_lstm
+    from tests.builders import quick_config, tiny_cnn, tiny_lstm
 
     data = datasets.Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6]] * 8})
     trainer = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), args=quick_config(tmp_path),
@@ -174,7 +174,7 @@ def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_pha
     import datasets
 
     from seqgan_hf import SeqGANTrainer
-    from tests.conftest import quick_config, tiny_cnn, tiny_lstm
+    from tests.builders import quick_config, tiny_cnn, tiny_lstm
 
     data = datasets.Dataset.from_dict({"input_ids": torch.randint(1, 40, (16, 6), generator=torch.Generator().manual_seed(0)).tolist()})
     first = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from seqgan_hf.rollout import RolloutEngine
-from tests.conftest import tiny_lstm
+from tests.builders import tiny_lstm
 
 VOCAB = 8
 FILL = 3  # the deterministic policy always samples this token

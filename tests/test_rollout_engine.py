@@ -11,34 +11,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from seqgan_hf import rollout as rollout_module
-from seqgan_hf.models.lstm import LSTMConfig, LSTMForCausalLM
 from seqgan_hf.rollout import RolloutEngine, sample_from_logits
+from tests.builders import tiny_gpt2, tiny_llama, tiny_lstm
 
 VOCAB = 37  # not a multiple of the sampler's block size: the tail block is exercised too
 BOS = 0
 
 
 def _lstm() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return LSTMForCausalLM(LSTMConfig(vocab_size=VOCAB, embedding_dim=8, hidden_dim=8, init_std=0.5)).eval()
+    return tiny_lstm(VOCAB, init_std=0.5).eval()
 
 
 def _gpt2() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=2, n_head=2, n_positions=64, bos_token_id=BOS)
-    return GPT2LMHeadModel(config).eval()
+    return tiny_gpt2(VOCAB, n_layer=2, bos_token_id=BOS).eval()
 
 
 def _llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=64, bos_token_id=BOS,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(VOCAB, num_hidden_layers=2, bos_token_id=BOS).eval()
 
 
 MODELS = {"lstm": _lstm, "gpt2": _gpt2, "llama": _llama}

@@ -10,18 +10,20 @@ import textwrap
 import datasets
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-)
 
 from seqgan_hf import SeqGANTrainer
-from tests.conftest import quick_config, tiny_cnn, tiny_lstm, train_tokenizer
+from tests.builders import (
+    classifier_token_ids,
+    lm_token_ids,
+    quick_config,
+    tiny_bert_classifier,
+    tiny_cnn,
+    tiny_gpt2,
+    tiny_gpt2_classifier,
+    tiny_llama,
+    tiny_lstm,
+    train_tokenizer,
+)
 
 
 def oracle_like_dataset(vocab_size: int = 40, length: int = 6, count: int = 32) -> datasets.Dataset:
@@ -36,43 +38,6 @@ def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> bool:
     return any(not torch.equal(before[name], param.detach()) for name, param in model.named_parameters())
-
-
-def tiny_gpt2(tokenizer):
-    config = GPT2Config(
-        n_layer=1, n_head=2, n_embd=16, n_positions=64, vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(config)
-
-
-def tiny_llama(tokenizer):
-    config = LlamaConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-        vocab_size=len(tokenizer), max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config)
-
-
-def tiny_bert_classifier(tokenizer, num_labels):
-    config = BertConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=len(tokenizer),
-        max_position_embeddings=128, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(1)
-    return BertForSequenceClassification(config)
-
-
-def tiny_gpt2_classifier(tokenizer, num_labels):
-    config = GPT2Config(
-        n_layer=1, n_head=2, n_embd=16, n_positions=128, vocab_size=len(tokenizer), num_labels=num_labels,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(1)
-    return GPT2ForSequenceClassification(config)
 
 
 def load_and_generate_in_fresh_process(output_dir, expected_class: str) -> dict:
@@ -130,7 +95,8 @@ def test_paper_models_train_save_and_reload(tmp_path):
 )
 def test_transformer_pairs_train_on_text(tmp_path, text_dataset, make_generator, make_discriminator, num_labels):
     tokenizer = train_tokenizer("wordlevel")
-    generator, discriminator = make_generator(tokenizer), make_discriminator(tokenizer, num_labels)
+    generator = make_generator(**lm_token_ids(tokenizer))
+    discriminator = make_discriminator(num_labels=num_labels, **classifier_token_ids(tokenizer))
     g_before, d_before = snapshot(generator), snapshot(discriminator)
     trainer = SeqGANTrainer(
         model=generator, discriminator=discriminator, args=quick_config(tmp_path, sequence_length=8),
@@ -148,7 +114,8 @@ def test_transformer_pairs_train_on_text(tmp_path, text_dataset, make_generator,
 def test_discriminator_with_its_own_tokenizer_reads_retokenized_text(tmp_path, text_dataset):
     g_tokenizer, d_tokenizer = train_tokenizer("wordlevel"), train_tokenizer("wordpiece")
     assert g_tokenizer.get_vocab() != d_tokenizer.get_vocab()
-    generator, discriminator = tiny_gpt2(g_tokenizer), tiny_bert_classifier(d_tokenizer, 2)
+    generator = tiny_gpt2(**lm_token_ids(g_tokenizer))
+    discriminator = tiny_bert_classifier(num_labels=2, **classifier_token_ids(d_tokenizer))
     trainer = SeqGANTrainer(
         model=generator, discriminator=discriminator, args=quick_config(tmp_path, sequence_length=8),
         train_dataset=text_dataset, processing_class=g_tokenizer, discriminator_processing_class=d_tokenizer,
@@ -267,7 +234,8 @@ def test_evaluate_reports_held_out_nll_and_evaluator_metrics(tmp_path, text_data
         return {"probe": 1.5}
 
     trainer = SeqGANTrainer(
-        model=tiny_gpt2(tokenizer), discriminator=tiny_bert_classifier(tokenizer, 2),
+        model=tiny_gpt2(**lm_token_ids(tokenizer)),
+        discriminator=tiny_bert_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
         args=quick_config(tmp_path, sequence_length=8, per_device_eval_batch_size=16),
         train_dataset=text_dataset, eval_dataset=text_dataset.select(range(16)), processing_class=tokenizer,
         evaluator=evaluator,
@@ -306,7 +274,8 @@ def test_causal_critic_scores_rollouts_on_cached_prefixes(tmp_path, text_dataset
     runs = {}
     for share in (True, False):
         trainer = SeqGANTrainer(
-            model=tiny_gpt2(tokenizer), discriminator=tiny_gpt2_classifier(tokenizer, 2),
+            model=tiny_gpt2(**lm_token_ids(tokenizer)),
+            discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
             args=quick_config(tmp_path / str(share), sequence_length=8, mle_epochs=0, critic_prefix_cache=share),
             train_dataset=text_dataset, processing_class=tokenizer,
         )
