@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from seqgan_hf.cli import QUICK_DEFAULTS, _parse_train_args
-from tests.conftest import CORPUS, train_tokenizer
+from tests.builders import CORPUS, train_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -85,8 +85,13 @@ def test_train_oracle_then_sample_and_evaluate(tmp_path):
     assert set(metrics) >= {"nll_oracle", "nll_test"}
 
 
-def _train_file_variants(tmp_path):
-    rows = torch.randint(1, 60, (48, 8)).tolist()
+# One oracle-vocabulary sequence (a repeated token: the next token depends on more than the last one).
+FILE_SEQUENCE = [7, 3, 41, 3, 19, 52, 8, 30]
+
+
+def _single_sequence_files(tmp_path):
+    """FILE_SEQUENCE 64 times, as JSON Lines and as a `save_to_disk` folder."""
+    rows = [FILE_SEQUENCE] * 64
     jsonl = tmp_path / "ids.jsonl"
     jsonl.write_text("".join(json.dumps({"input_ids": row}) + "\n" for row in rows))
     saved = tmp_path / "saved"
@@ -94,14 +99,34 @@ def _train_file_variants(tmp_path):
     return {"jsonl": jsonl, "save_to_disk": saved}
 
 
+def _teacher_forced(output_dir, sequence: list[int]) -> tuple[float, list[int]]:
+    """The saved generator on `sequence` after its start token: (per-token NLL, most likely token per step)."""
+    from transformers import AutoModelForCausalLM
+
+    import seqgan_hf  # noqa: F401  (registers the LSTM with the Auto classes)
+
+    generator = AutoModelForCausalLM.from_pretrained(output_dir).eval()
+    targets = torch.tensor([sequence])
+    inputs = torch.cat([torch.full((1, 1), generator.config.bos_token_id), targets[:, :-1]], dim=1)
+    with torch.no_grad():
+        log_probs = torch.log_softmax(generator(input_ids=inputs).logits, dim=-1)
+    nll = -log_probs.gather(-1, targets[..., None]).mean().item()
+    return nll, log_probs.argmax(-1)[0].tolist()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["jsonl", "save_to_disk"])
 def test_oracle_train_file_replaces_oracle_data(tmp_path, variant):
-    path = _train_file_variants(tmp_path)[variant]
+    """MLE on a file holding a single sequence: the saved generator has learnt that sequence, which the sampled
+    oracle data (the training set if the file were ignored) cannot teach it (uniform: log 60 = 4.1 nats)."""
+    path = _single_sequence_files(tmp_path)[variant]
     output_dir = tmp_path / "run"
-    run_cli("train", *TINY, "--mle_epochs", "1", "--adversarial_iterations", "0",
+    # 20 epochs of one batch: NLL ~0.02 here, ~4.0 with the oracle's data instead (measured).
+    run_cli("train", *TINY, "--mle_epochs", "20", "--mle_learning_rate", "0.05", "--adversarial_iterations", "0",
             "--discriminator_pretrain_rounds", "0", "--train_file", str(path), "--output_dir", str(output_dir))
-    assert (output_dir / "model.safetensors").exists()
+    nll, most_likely = _teacher_forced(output_dir, FILE_SEQUENCE)
+    assert most_likely == FILE_SEQUENCE
+    assert nll < 0.5, nll
 
 
 @pytest.mark.slow
