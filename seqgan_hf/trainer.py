@@ -156,6 +156,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         # The runtime (one process / DDP, FSDP2 or DeepSpeed), chosen once; it holds the models from train() on.
         self.runtime = select_runtime(self.accelerator, args.max_grad_norm, self._position,
                                       user_optimizer=self.optimizer is not None)
+        self.discriminator_reward: DiscriminatorReward | None = None  # set by _reward_source when there is a D
         self.reward: RewardSource | None = self._reward_source(reward_funcs)
         check_phases(args, self.discriminator, self.reward, reward_funcs, self.discriminator_reward)
         # The trainer's own random streams, one pair per process: the sampling stream (sequences and rollouts)
@@ -194,7 +195,6 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
 
     def _reward_source(self, reward_funcs) -> RewardSource | None:
         """The reward of complete sequences: the discriminator's P(real) unless `reward_funcs` says otherwise."""
-        self.discriminator_reward: DiscriminatorReward | None = None
         if self.discriminator is not None:
             self.discriminator_reward = DiscriminatorReward(
                 self.discriminator_adapter, lambda: self.full_model("discriminator"), self.accelerator.autocast,

@@ -15,9 +15,9 @@ from seqgan_hf.checkpoint import NonFiniteError
 from seqgan_hf.config import SeqGANConfig
 from seqgan_hf.data import RealSequences
 from seqgan_hf.discriminator import DiscriminatorAdapter
-from seqgan_hf.models import CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM
 from seqgan_hf.rewards import TensorReward
 from seqgan_hf.rollout import RolloutEngine
+from tests.builders import tiny_cnn, tiny_lstm
 
 VOCAB, LENGTH = 6, 5
 
@@ -62,10 +62,8 @@ class PlainRuntime:
 
 
 def _seqgan(tmp_path, reward=None, real=None, **overrides) -> tuple[SeqGAN, PlainRuntime, dict]:
-    torch.manual_seed(0)
-    generator = LSTMForCausalLM(LSTMConfig(vocab_size=VOCAB, embedding_dim=8, hidden_dim=16))
-    discriminator = CNNForSequenceClassification(CNNDiscriminatorConfig(
-        vocab_size=VOCAB, embedding_dim=8, filter_sizes=[1, 2], num_filters=[4, 4], num_labels=2, dropout=0.0))
+    generator = tiny_lstm(VOCAB, hidden_dim=16)
+    discriminator = tiny_cnn(VOCAB, filter_sizes=[1, 2], num_filters=[4, 4], dropout=0.0)
     runtime = PlainRuntime({"generator": generator, "discriminator": discriminator})
     values = dict(output_dir=str(tmp_path), sequence_length=LENGTH, per_device_train_batch_size=16, rollout_num=4,
                   discriminator_batch_size=8, g_steps=1, d_steps=1, d_epochs=1)

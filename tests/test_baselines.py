@@ -36,7 +36,7 @@ def test_pg_bleu_raises_bleu_on_a_toy_corpus(tmp_path):
 
     def bleu():
         samples = sample_sequences(trainer.model, 256, 6, bos_token_id=0, seed=3)
-        return corpus_bleu(samples.tolist(), trainer.bleu_references, max_order=2)
+        return corpus_bleu(samples.tolist(), trainer.reward.references, max_order=2)
 
     start = bleu()
     trainer.train()
@@ -53,7 +53,7 @@ def test_pg_bleu_reward_is_bleu_against_training_set(tmp_path):
     real = [[1, 2, 3, 4, 5, 6]] * 8
     trainer = PGBleuTrainer(_generator(), quick_config(tmp_path, discriminator_pretrain_rounds=0, d_steps=0),
                             train_dataset=datasets.Dataset.from_dict({"input_ids": real}))
-    scores = trainer._score(torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 7]]))
+    scores = trainer.reward(torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 7]]))
     assert scores.tolist() == pytest.approx([1.0, 0.0])
 
 

@@ -55,7 +55,7 @@ zero = trainer.optimizer.optimizer  # accelerate's wrapper -> DeepSpeed's ZeRO o
 mine = record / f"rank{trainer.args.process_index}"
 mine.mkdir(parents=True)
 for name, module in (("generator", trainer.model), ("discriminator", trainer.discriminator),
-                     ("rollout", trainer.rollout_model)):
+                     ("rollout", trainer.algorithm.rollout_model)):
     save_file({k: v.detach().clone().contiguous() for k, v in module.state_dict().items()},
               mine / f"{name}.safetensors")
 (mine / "info.json").write_text(json.dumps({
@@ -155,13 +155,13 @@ def test_result_loads_and_generates(deepspeed_run) -> None:
 NAN_GRADIENT_SCRIPT = r"""
 import sys
 import seqgan_hf.cli as cli
-from seqgan_hf import SeqGANTrainer
+from seqgan_hf.algorithm import SeqGAN
 
-original = SeqGANTrainer.policy_gradient_loss
+original = SeqGAN.policy_gradient_loss
 def policy_gradient_loss(self, model, *args, **kwargs):
     loss = original(self, model, *args, **kwargs)
-    return loss + (next(self.model.parameters()).sum() * 0.0).sqrt()
-SeqGANTrainer.policy_gradient_loss = policy_gradient_loss
+    return loss + (next(self.runtime.model("generator").parameters()).sum() * 0.0).sqrt()
+SeqGAN.policy_gradient_loss = policy_gradient_loss
 cli.main(["train", *sys.argv[1:]])
 """
 

@@ -42,10 +42,10 @@ def capture(self, *args, **kwargs):
 SeqGANTrainer.train = capture
 
 sample = RolloutEngine.sample
-def record(self, model, batch_size, generator=None):
-    out = sample(self, model, batch_size, generator=generator)
+def record(self, model, batch_size, rng=None):
+    out = sample(self, model, batch_size, rng=rng)
     trainer = seen["trainer"]
-    if trainer is not None and generator is trainer.sampling_generator:  # not the oracle's or evaluator's seeded draws
+    if trainer is not None and rng is trainer.sampling_rng:  # not the oracle's or evaluator's seeded draws
         seen["samples"].append(out.cpu())
     return out
 RolloutEngine.sample = record
@@ -72,7 +72,7 @@ def state(model):
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 save_file(state(trainer.model), mine / "generator.safetensors")
 save_file(state(trainer.discriminator), mine / "discriminator.safetensors")
-save_file(state(trainer.rollout_model), mine / "rollout.safetensors")
+save_file(state(trainer.algorithm.rollout_model), mine / "rollout.safetensors")
 (mine / "info.json").write_text(json.dumps({
     "world_size": trainer.args.world_size, "process_index": trainer.args.process_index,
     "writes": seen["writes"], "max_steps": trainer.state.max_steps, "global_step": trainer.state.global_step,
@@ -297,20 +297,21 @@ def test_launch_that_accelerate_would_silently_change_is_refused_or_flagged(monk
 
     from accelerate.utils import DistributedType
 
-    from seqgan_hf import SeqGANTrainer
+    from seqgan_hf.runtime import select_runtime
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    alone = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1, distributed_type=DistributedType.NO))
+    alone = SimpleNamespace(num_processes=1, distributed_type=DistributedType.NO)
     with pytest.raises(RuntimeError, match="each process would train alone"):
-        SeqGANTrainer._check_launch(alone)
-    ddp = SimpleNamespace(accelerator=SimpleNamespace(num_processes=2, distributed_type=DistributedType.MULTI_CPU))
+        select_runtime(alone, 5.0, str)
+    ddp = SimpleNamespace(num_processes=2, distributed_type=DistributedType.MULTI_CPU, is_fsdp2=False,
+                          device="cpu", state=SimpleNamespace(deepspeed_plugin=None))
     with caplog.at_level("WARNING", logger="seqgan_hf.trainer"):
-        SeqGANTrainer._check_launch(ddp)
+        assert type(select_runtime(ddp, 5.0, str)).__name__ == "Runtime"
     assert "NOT sharded" in caplog.text
 
 
-# ---- a transformer pair with a causal critic under DDP ------------------------------------------------------
+# ---- a transformer pair with a causal discriminator under DDP ------------------------------------------------------
 
 # argv: observation folder, repository root (for the test helpers' tiny models and tokenizer).
 TRANSFORMER_SCRIPT = r"""
@@ -336,15 +337,15 @@ mine = observe / f"rank{rank}"
 mine.mkdir(parents=True, exist_ok=True)
 save_file({k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}, mine / "generator.safetensors")
 (mine / "info.json").write_text(json.dumps({
-    "world_size": trainer.args.world_size, "prefix_cache": trainer.prefix_scorer.enabled,
-    "critic_positions": trainer.rollout_engine.counter.discriminator_positions,
+    "world_size": trainer.args.world_size, "prefix_cache": trainer.discriminator_reward.prefix_sharing.enabled,
+    "discriminator_positions": trainer.rollout_engine.counter.discriminator_positions,
     "scored": trainer.rollout_engine.counter.scored_sequences,
 }))
 """
 
 
-def test_transformer_pair_with_a_causal_critic_trains_identically_on_two_processes(tmp_path) -> None:
-    """GPT-2 generator (cached rollouts) + GPT-2 critic (scored on cached prefixes) under 2-process DDP."""
+def test_transformer_pair_with_a_causal_discriminator_trains_identically_on_two_processes(tmp_path) -> None:
+    """GPT-2 generator (cached rollouts) + GPT-2 discriminator (scored on cached prefixes) under 2-process DDP."""
     script = tmp_path / "transformer_script.py"
     script.write_text(TRANSFORMER_SCRIPT)
     observe = tmp_path / "observe"
@@ -354,7 +355,7 @@ def test_transformer_pair_with_a_causal_critic_trains_identically_on_two_process
         assert info["world_size"] == 2 and info["prefix_cache"] is True
         # Each rank's 2 g-steps score (8*2*7 + 8) sequences of 8 tokens each; shared prefixes feed fewer positions.
         assert info["scored"] == 2 * (8 * 2 * 7 + 8)
-        assert info["critic_positions"] < 0.8 * info["scored"] * 8
+        assert info["discriminator_positions"] < 0.8 * info["scored"] * 8
     rank0, rank1 = (load_file(observe / f"rank{rank}" / "generator.safetensors") for rank in (0, 1))
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), f"generator.{key} differs between ranks"

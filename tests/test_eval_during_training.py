@@ -8,8 +8,7 @@ import os
 import pytest
 
 from seqgan_hf import OracleEvaluator, OracleTask, SeqGANTrainer
-from seqgan_hf.baselines import placeholder_discriminator
-from tests.builders import quick_config, tiny_lstm
+from tests.builders import quick_config, tiny_cnn, tiny_lstm
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,7 @@ def _trainer(tmp_path, task, **overrides):
     generator = tiny_lstm(30, sequence_length=6)
     # 4 MLE batches + 1 D round + 2 adversarial iterations = 7 training units.
     args = quick_config(tmp_path, eval_strategy="steps", eval_steps=2, logging_steps=1, **overrides)
-    return SeqGANTrainer(model=generator, discriminator=placeholder_discriminator(30), args=args,
+    return SeqGANTrainer(model=generator, discriminator=tiny_cnn(30), args=args,
                          train_dataset=task.train_dataset(), evaluator=OracleEvaluator(task, num_samples=16))
 
 

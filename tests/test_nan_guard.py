@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from seqgan_hf import SeqGANTrainer
 from seqgan_hf.checkpoint import NonFiniteError
+from seqgan_hf.rewards import TensorReward
 from tests.builders import quick_config, tiny_cnn, tiny_lstm
 
 
@@ -26,15 +27,15 @@ def test_nan_reward_stops_adversarial_training_and_checkpoints_stay_finite(tmp_p
     args = quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, adversarial_iterations=3,
                         save_strategy="steps", save_steps=1)
     trainer = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), args=args, train_dataset=_data())
-    score = trainer._score
+    reward = trainer.algorithm.reward
     calls = {"n": 0}
 
     def poisoned(sequences):
         calls["n"] += 1
-        rewards = score(sequences)
+        rewards = reward(sequences)
         return torch.full_like(rewards, float("nan")) if trainer.state.global_step >= 1 else rewards
 
-    trainer._score = poisoned
+    trainer.algorithm.reward = TensorReward(poisoned)
     with pytest.raises(NonFiniteError, match=r"reward.*phase 'adversarial', adversarial iteration 2/3"):
         trainer.train()
     assert calls["n"] > 0

@@ -67,7 +67,7 @@ def state(model):
 
 save_file(state(trainer.model), out / "generator.safetensors")
 save_file(state(trainer.discriminator), out / "discriminator.safetensors")
-save_file(state(trainer.rollout_model), out / "rollout.safetensors")
+save_file(state(trainer.algorithm.rollout_model), out / "rollout.safetensors")
 losses = [e["adversarial/g_loss"] for e in trainer.state.log_history if "adversarial/g_loss" in e]
 (out / "result.json").write_text(json.dumps({"global_step": trainer.state.global_step, "g_losses": losses,
                                              "phase_metrics": trainer.phase_metrics}))
@@ -192,7 +192,7 @@ def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_pha
     second = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data, args=args)
     restored = {k: v.clone() for k, v in first.model.state_dict().items()}
     g_losses = []
-    original = second._generator_step
+    original = second.algorithm.generator_step
 
     def counting_step():
         g_losses.append(second.state.global_step)
@@ -201,7 +201,7 @@ def test_resume_from_the_args_field_continues_and_can_extend_the_adversarial_pha
                 assert torch.equal(value, restored[key]), key
         original()
 
-    second._generator_step = counting_step
+    second.algorithm.generator_step = counting_step
     second.train()
     assert g_losses == [5, 6]  # only the 2 new iterations ran, in the adversarial phase
     assert second.state.global_step == 7

@@ -68,7 +68,7 @@ SEQUENCES = torch.tensor([[1, 2, 1, 2, 1], [5, 5, 1, 5, 5], [1, 1, 2, 2, 6], [5,
 def test_rewards_match_hand_computed_q_values():
     engine = RolloutEngine(bos_token_id=0, sequence_length=5, rollout_num=4)
     for policy in (deterministic_policy(), WithoutRecurrentInterface(deterministic_policy())):
-        rewards = engine(policy, SEQUENCES, known_discriminator, generator=torch.Generator().manual_seed(0))
+        rewards = engine(policy, SEQUENCES, known_discriminator, rng=torch.Generator().manual_seed(0))
         torch.testing.assert_close(rewards, expected_rewards(SEQUENCES), rtol=0, atol=1e-6)
 
 
@@ -92,7 +92,7 @@ def test_stochastic_rollouts_average_over_rollouts_per_prefix():
     """With a fair coin over {1, 2}, Q(prefix) = (#1s in prefix + (T - t) / 2) / T * 0.5 + start bonus."""
     length, rollout_num = 5, 4000
     engine = RolloutEngine(bos_token_id=0, sequence_length=length, rollout_num=rollout_num)
-    rewards = engine(coin_policy(), SEQUENCES, known_discriminator, generator=torch.Generator().manual_seed(0))
+    rewards = engine(coin_policy(), SEQUENCES, known_discriminator, rng=torch.Generator().manual_seed(0))
     for b in range(SEQUENCES.shape[0]):
         for t in range(length - 1):
             ones = (SEQUENCES[b, : t + 1] == 1).sum().item()

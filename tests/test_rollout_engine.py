@@ -45,7 +45,7 @@ def _score(sequences: torch.LongTensor) -> torch.Tensor:
 
 
 def _sequences(engine: RolloutEngine, model, batch: int, seed: int = 1) -> torch.LongTensor:
-    return engine.sample(model, batch, generator=torch.Generator().manual_seed(seed))
+    return engine.sample(model, batch, rng=torch.Generator().manual_seed(seed))
 
 
 def _naive_rollouts(model, sequences, rollout_num: int, seed: int) -> torch.LongTensor:
@@ -76,7 +76,7 @@ def test_same_rng_stream_same_rewards_whatever_the_chunking(name):
             sample_block_rows=block_rows,
         )
         sequences = _sequences(engine, model, 4)
-        rollouts = engine.rollouts(model, sequences, generator=torch.Generator().manual_seed(2))
+        rollouts = engine.rollouts(model, sequences, rng=torch.Generator().manual_seed(2))
         rewards = engine.rewards(rollouts, sequences, _score)
         if reference is None:
             reference = (sequences, rollouts, rewards)
@@ -102,9 +102,9 @@ def test_cpu_rollout_chunks_are_capped_by_their_logits_without_changing_results(
     hook = model.register_forward_pre_hook(
         lambda module, args, kwargs: widest.append(kwargs["input_ids"].shape[0]), with_kwargs=True
     )
-    rollouts = capped.rollouts(model, sequences, generator=torch.Generator().manual_seed(2))
+    rollouts = capped.rollouts(model, sequences, rng=torch.Generator().manual_seed(2))
     hook.remove()
-    assert torch.equal(rollouts, uncapped.rollouts(model, sequences, generator=torch.Generator().manual_seed(2)))
+    assert torch.equal(rollouts, uncapped.rollouts(model, sequences, rng=torch.Generator().manual_seed(2)))
     assert capped.counter.generator_calls > uncapped.counter.generator_calls  # more, smaller forwards
     if name == "gpt2":
         assert max(widest[1:]) == 70  # after the one pass over the B sequences
@@ -117,7 +117,7 @@ def test_engine_matches_the_naive_reference_and_keeps_prefixes(name):
     length, rollout_num = 5, 2
     engine = RolloutEngine(BOS, length, rollout_num, rollout_batch_size=5)
     sequences = _sequences(engine, model, 3)
-    rollouts = engine.rollouts(model, sequences, generator=torch.Generator().manual_seed(3))
+    rollouts = engine.rollouts(model, sequences, rng=torch.Generator().manual_seed(3))
     for t in range(1, length):
         assert torch.equal(rollouts[:, :, t - 1, :t], sequences[:, None, :t].expand(-1, rollout_num, -1))
     assert torch.equal(rollouts, _naive_rollouts(model, sequences, rollout_num, seed=3))
@@ -128,11 +128,11 @@ def test_cached_path_equals_uncached_fallback(name, monkeypatch):
     model = MODELS[name]()
     engine = RolloutEngine(BOS, 7, 3, rollout_batch_size=11)
     sequences = _sequences(engine, model, 4)
-    cached = engine.rollouts(model, sequences, generator=torch.Generator().manual_seed(4))
+    cached = engine.rollouts(model, sequences, rng=torch.Generator().manual_seed(4))
     cached_positions = engine.counter.generator_positions
-    monkeypatch.setattr(rollout_module, "_maskable_cache", lambda cache: False)
+    monkeypatch.setattr(rollout_module, "maskable_cache", lambda cache: False)
     engine.counter.reset()
-    uncached = engine.rollouts(model, sequences, generator=torch.Generator().manual_seed(4))
+    uncached = engine.rollouts(model, sequences, rng=torch.Generator().manual_seed(4))
     assert engine.counter.generator_positions > cached_positions  # the fallback really re-encoded
     assert torch.equal(cached, uncached)
 
@@ -154,8 +154,8 @@ def test_model_without_cache_falls_back_correctly():
     model = _gpt2()
     engine = RolloutEngine(BOS, 5, 2, rollout_batch_size=4)
     sequences = _sequences(engine, model, 3)
-    got = engine.rollouts(_NoCache(model), sequences, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(got, engine.rollouts(model, sequences, generator=torch.Generator().manual_seed(5)))
+    got = engine.rollouts(_NoCache(model), sequences, rng=torch.Generator().manual_seed(5))
+    assert torch.equal(got, engine.rollouts(model, sequences, rng=torch.Generator().manual_seed(5)))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -166,7 +166,7 @@ def test_generator_work_and_scoring_counts(name):
     engine = RolloutEngine(BOS, length, rollout_num, rollout_batch_size=13, score_batch_size=10)
     sequences = _sequences(engine, model, batch)
     engine.counter.reset()
-    rewards = engine(model, sequences, _score, generator=torch.Generator().manual_seed(6))
+    rewards = engine(model, sequences, _score, rng=torch.Generator().manual_seed(6))
     minimum = batch * rollout_num * length * (length - 1) // 2 + batch * length
     assert engine.counter.generator_positions <= 1.1 * minimum
     assert engine.counter.scored_sequences == batch * rollout_num * (length - 1) + batch

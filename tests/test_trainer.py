@@ -102,7 +102,7 @@ def test_transformer_pairs_train_on_text(tmp_path, text_dataset, make_generator,
         model=generator, discriminator=discriminator, args=quick_config(tmp_path, sequence_length=8),
         train_dataset=text_dataset, processing_class=tokenizer,
     )
-    assert trainer.critic.num_labels == num_labels
+    assert trainer.discriminator_adapter.num_labels == num_labels
     trainer.train()
     assert changed(g_before, trainer.model) and changed(d_before, trainer.discriminator)
     trainer.save_model()
@@ -122,7 +122,7 @@ def test_discriminator_with_its_own_tokenizer_reads_retokenized_text(tmp_path, t
     )
     # D sees exactly what its own tokenizer makes of the generator's decoded text (EOS and after dropped).
     sequences = trainer.real.input_ids[:3]
-    encoded = trainer.critic.encode(sequences, torch.device("cpu"))
+    encoded = trainer.discriminator_adapter.encode(sequences, torch.device("cpu"))
     texts = []
     for row in sequences.tolist():
         eos = row.index(g_tokenizer.eos_token_id) if g_tokenizer.eos_token_id in row else len(row)
@@ -155,7 +155,7 @@ def test_policy_gradient_raises_log_prob_of_rewarded_sequences(tmp_path):
 
     before_good, before_bad = log_prob(good), log_prob(bad)
     optimizer = torch.optim.SGD(generator.parameters(), lr=0.5)
-    loss = trainer.policy_gradient_loss(generator, sequences, advantages, mask)
+    loss = trainer.algorithm.policy_gradient_loss(generator, sequences, advantages, mask)
     loss.backward()
     optimizer.step()
     gain_good, gain_bad = log_prob(good) - before_good, log_prob(bad) - before_bad
@@ -174,8 +174,8 @@ def test_policy_gradient_ignores_tokens_after_eos(tmp_path):
     base = torch.ones(1, 6)
     changed_tail = base.clone()
     changed_tail[0, 3:] = 100.0
-    loss_a = trainer.policy_gradient_loss(generator, sequences, base, mask)
-    loss_b = trainer.policy_gradient_loss(generator, sequences, changed_tail, mask)
+    loss_a = trainer.algorithm.policy_gradient_loss(generator, sequences, base, mask)
+    loss_b = trainer.algorithm.policy_gradient_loss(generator, sequences, changed_tail, mask)
     torch.testing.assert_close(loss_a, loss_b)
 
 
@@ -219,7 +219,7 @@ def test_delayed_rollout_policy_moves_towards_the_generator(tmp_path):
     )
     initial = snapshot(trainer.model)
     trainer.train()
-    rollout_params = dict(trainer.rollout_model.named_parameters())
+    rollout_params = dict(trainer.algorithm.rollout_model.named_parameters())
     for name, param in trainer.model.named_parameters():
         expected = 0.8 * initial[name] + 0.2 * param.detach()
         torch.testing.assert_close(rollout_params[name].detach(), expected)
@@ -268,22 +268,22 @@ def test_phase_end_evaluation_is_not_repeated_at_an_eval_step(tmp_path):
     assert eval_steps[0] == 4 and "mle" in trainer.phase_metrics
 
 
-def test_causal_critic_scores_rollouts_on_cached_prefixes(tmp_path, text_dataset):
-    """critic_prefix_cache (default) engages for a GPT-2 critic and trains as full critic forwards do."""
+def test_causal_discriminator_scores_rollouts_on_cached_prefixes(tmp_path, text_dataset):
+    """discriminator_prefix_cache (default) engages for a GPT-2 discriminator and trains as full forwards do."""
     tokenizer = train_tokenizer("wordlevel")
     runs = {}
     for share in (True, False):
         trainer = SeqGANTrainer(
             model=tiny_gpt2(**lm_token_ids(tokenizer)),
             discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
-            args=quick_config(tmp_path / str(share), sequence_length=8, mle_epochs=0, critic_prefix_cache=share),
+            args=quick_config(tmp_path / str(share), sequence_length=8, mle_epochs=0, discriminator_prefix_cache=share),
             train_dataset=text_dataset, processing_class=tokenizer,
         )
         counter = trainer.rollout_engine.counter
         trainer.train()
         runs[share] = (trainer, counter.discriminator_positions, snapshot(trainer.model))
-    assert runs[True][0].prefix_scorer.enabled is True
-    assert runs[False][0].prefix_scorer is None
+    assert runs[True][0].discriminator_reward.prefix_sharing.enabled is True
+    assert runs[False][0].discriminator_reward.prefix_sharing is None
     # 2 g-steps of 8 sequences, 2 rollouts, T = 8: full forwards feed 2 * (8*2*7 + 8) * 8 positions.
     assert runs[False][1] == 2 * (8 * 2 * 7 + 8) * 8
     assert runs[True][1] < 0.75 * runs[False][1]  # sampled text ends early (EOS): those rows are fed in full
