@@ -13,6 +13,7 @@ from transformers import TrainingArguments
 
 ROLLOUT_POLICIES = ("generator", "delayed")
 REWARD_BASELINES = ("none", "batch_mean", "moving_average")
+SEQUENCE_OVERFLOW = ("truncate", "drop", "error")
 
 
 @dataclass
@@ -66,6 +67,13 @@ class SeqGANConfig(TrainingArguments):
         metadata={
             "help": "Length T of generated sequences (tokens after the start token). Longer training "
             "sequences are truncated to T with a warning."
+        },
+    )
+    sequence_overflow: str = field(
+        default="truncate",
+        metadata={
+            "help": "Training sequences longer than sequence_length: 'truncate' (cut to it, with a warning that "
+            "counts them), 'drop' (leave them out, with a warning) or 'error' (refuse the data)."
         },
     )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the generator policy."})
@@ -178,7 +186,8 @@ class SeqGANConfig(TrainingArguments):
             raise ValueError(f"SeqGANConfig.{name}: {problem}. {fix}")
 
         for name in (
-            "sequence_length", "rollout_num", "rollout_batch_size", "score_batch_size", "discriminator_batch_size"
+            "sequence_length", "rollout_num", "rollout_batch_size", "score_batch_size", "discriminator_batch_size",
+            "per_device_train_batch_size",
         ):
             if getattr(self, name) < 1:
                 fail(name, f"got {getattr(self, name)}", "Set it to a positive integer.")
@@ -195,6 +204,8 @@ class SeqGANConfig(TrainingArguments):
                 fail(name, f"got {getattr(self, name)}", "Use 0 to skip, or a positive count.")
         if self.temperature <= 0:
             fail("temperature", f"got {self.temperature}", "Use a positive temperature (1.0 samples the model as is).")
+        if self.sequence_overflow not in SEQUENCE_OVERFLOW:
+            fail("sequence_overflow", f"got {self.sequence_overflow!r}", f"Choose one of {SEQUENCE_OVERFLOW}.")
         if self.rollout_policy not in ROLLOUT_POLICIES:
             fail("rollout_policy", f"got {self.rollout_policy!r}", f"Choose one of {ROLLOUT_POLICIES}.")
         if not 0.0 <= self.rollout_update_rate <= 1.0:

@@ -47,6 +47,10 @@ def encode_dataset(
     tokenizer=None,
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
+    *,
+    vocab_size: int | None = None,
+    overflow: str = "truncate",
+    what: str = "train_dataset",
 ) -> RealSequences:
     """Turn `dataset` (an `input_ids` column, or a `text` column and a tokenizer) into [N, T] token ids.
 

@@ -117,9 +117,10 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
 
         # Token ids the algorithm needs: the start token, EOS (ends a sequence early) and padding.
         self.bos_token_id, self.eos_token_id, self.pad_token_id = special_token_ids(model, processing_class, args)
-        self.real = encode_dataset(
-            train_dataset, args.sequence_length, processing_class, self.eos_token_id, self.pad_token_id
-        )
+        encoding = dict(sequence_length=args.sequence_length, tokenizer=processing_class,
+                        eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
+                        vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow)
+        self.real = encode_dataset(train_dataset, **encoding)
         args.remove_unused_columns = False  # the MLE collator reads `length`, which the model does not take
 
         if args.disable_dropout:
@@ -132,7 +133,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             train_dataset=_real_to_dataset(self.real),
             # Held-out real data goes through the same encoding, so `eval_loss` is the per-token NLL of it.
             eval_dataset=_real_to_dataset(
-                encode_dataset(eval_dataset, args.sequence_length, processing_class, self.eos_token_id, self.pad_token_id)
+                encode_dataset(eval_dataset, **encoding, what="eval_dataset")
             ) if eval_dataset is not None else None,
             processing_class=processing_class,
             callbacks=callbacks,
