@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import torch
 from transformers import GenerationMixin
 
 
@@ -108,3 +111,60 @@ def _first_not_none(*values):
         if value is not None:
             return value
     return None
+
+
+@torch.no_grad()
+def probe_models(model, discriminator, processing_class) -> None:
+    """Refuse a generator that sees the future or a discriminator that does not classify whole sequences, by
+    running them on a short probe (duck typing lets a BERT with an LM head or a causal LM through).
+
+    The models run in eval mode (no dropout, so no random numbers are drawn) and are put back as they were."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise TypeError(
+            f"model is a {type(model).__name__}, an encoder-decoder (seq2seq) model: SeqGAN's generator must be a "
+            "decoder-only causal LM (AutoModelForCausalLM, e.g. GPT2LMHeadModel, LlamaForCausalLM)."
+        )
+    vocab_size = model.get_input_embeddings().num_embeddings
+    if processing_class is not None and len(processing_class) > vocab_size:
+        raise ValueError(
+            f"processing_class has {len(processing_class)} tokens but the generator's embedding only {vocab_size}: "
+            "ids past it would crash training. Call model.resize_token_embeddings(len(tokenizer)) first."
+        )
+    probe = (torch.arange(6) * 7 + 1) % max(vocab_size, 1)
+    changed = probe.clone()
+    changed[4:] = (changed[4:] + 1) % max(vocab_size, 1)
+    with _eval_mode(model):
+        device = next(model.parameters()).device
+        logits = model(input_ids=torch.stack([probe, changed]).to(device)).logits.float()
+    # Positions 0..3 saw the same tokens in both rows; a causal model gives them the same logits.
+    if logits.ndim != 3 or not torch.allclose(logits[0, :4], logits[1, :4], rtol=1e-4, atol=1e-4):
+        raise TypeError(
+            f"model ({type(model).__name__}) is not causal: its outputs at a position depend on later tokens "
+            f"(e.g. a bidirectional encoder such as BERT with an LM head, or is_decoder=False). Pass a causal LM "
+            "(AutoModelForCausalLM with a decoder-only architecture, or a BERT built with is_decoder=True)."
+        )
+    if discriminator is None:
+        return
+    d_vocab = discriminator.get_input_embeddings().num_embeddings if hasattr(discriminator, "get_input_embeddings") \
+        else discriminator.config.vocab_size
+    rows = torch.stack([probe, changed]) % max(d_vocab, 1)
+    with _eval_mode(discriminator):
+        device = next(discriminator.parameters()).device
+        logits = discriminator(input_ids=rows.to(device), attention_mask=torch.ones_like(rows).to(device)).logits
+    expected = (2, discriminator.config.num_labels)
+    if tuple(logits.shape) != expected:
+        raise TypeError(
+            f"discriminator ({type(discriminator).__name__}) returns logits of shape {tuple(logits.shape)} for 2 "
+            f"sequences, not one row of num_labels per sequence {expected}: pass a sequence classifier "
+            "(AutoModelForSequenceClassification with num_labels 1 or 2), not a language model."
+        )
+
+
+@contextlib.contextmanager
+def _eval_mode(module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)

@@ -7,6 +7,7 @@ the paper's values (batch 64, Adam lr 0.01, constant schedule, gradient-norm cli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -175,11 +176,24 @@ class SeqGANConfig(TrainingArguments):
     )
     baseline_decay: float = field(default=0.9, metadata={"help": "Decay of the 'moving_average' baseline."})
 
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: the MLE collator reads the `length` column."}
+    )
+
     def __post_init__(self) -> None:
         if self.mle_learning_rate is None:
             self.mle_learning_rate = self.learning_rate
         super().__post_init__()
         self._validate()
+        self._refuse_unhonoured_fields()
+
+    def _refuse_unhonoured_fields(self) -> None:
+        """Refuse every `TrainingArguments` field set to something the SeqGAN loop would not do."""
+        for name, is_refused, fix in _UNHONOURED_FIELDS:
+            value = getattr(self, name, None)
+            value = getattr(value, "value", value)  # enums by their value
+            if is_refused(value):
+                raise ValueError(f"SeqGANConfig.{name}: got {value!r}, which SeqGANTrainer does not honour. {fix}")
 
     def _validate(self) -> None:
         def fail(name: str, problem: str, fix: str) -> None:
@@ -236,3 +250,47 @@ class SeqGANConfig(TrainingArguments):
         if self.gradient_accumulation_steps != 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")
+
+
+def _set(value) -> bool:
+    return value not in (None, False, "", [], {}, 0)
+
+
+# TrainingArguments fields SeqGANTrainer's loop does not honour, when set, with what to do instead. Every other
+# field works as in transformers.Trainer (optimizer, scheduler, precision, logging, evaluation, saving, Hub,
+# dataloader and distributed settings); `tests/test_config.py` goes through the whole list.
+_UNHONOURED_FIELDS: list[tuple[str, Callable[[object], bool], str]] = [
+    ("num_train_epochs", lambda v: v != 3.0, "The phases have their own lengths: set mle_epochs, "
+     "discriminator_pretrain_rounds and adversarial_iterations."),
+    ("max_steps", lambda v: v is not None and v > 0, "Set mle_epochs, discriminator_pretrain_rounds and "
+     "adversarial_iterations (progress is counted in training units, see SeqGANTrainer)."),
+    ("logging_strategy", lambda v: v == "epoch", "Use logging_strategy='steps' with logging_steps in training "
+     "units (only the MLE phase has epochs)."),
+    ("eval_strategy", lambda v: v == "epoch", "Use eval_strategy='steps' with eval_steps in training units "
+     "(the discriminator and adversarial phases have no epochs); every phase also ends with an evaluation."),
+    ("save_strategy", lambda v: v in ("epoch", "best"), "Use save_strategy='steps' with save_steps in training "
+     "units."),
+    ("save_only_model", _set, "SeqGAN checkpoints always hold both models, every optimizer and the RNG states "
+     "(what a bitwise resume needs); call save_model() for the models alone."),
+    ("save_on_each_node", _set, "Only the main process writes checkpoints; use a filesystem every node sees."),
+    ("enable_jit_checkpoint", _set, "Checkpoints are written at save_steps; lower save_steps to lose less."),
+    ("load_best_model_at_end", _set, "Not implemented: keep the checkpoints (save_total_limit) and load the one "
+     "you want, e.g. by its eval metrics in trainer_state.json."),
+    ("metric_for_best_model", _set, "Best-model tracking is not implemented; leave it unset."),
+    ("restore_callback_states_from_checkpoint", _set, "Callback states are not restored on resume; leave it False."),
+    ("ignore_data_skip", _set, "A resume replays the MLE batches it skips (that keeps it bitwise); leave it False."),
+    ("gradient_checkpointing", _set, "Not supported by the SeqGAN loop yet; lower per_device_train_batch_size, "
+     "rollout_batch_size or score_batch_size to save memory."),
+    ("activation_checkpointing", _set, "Not supported by the SeqGAN loop yet; lower the batch sizes instead."),
+    ("torch_compile", _set, "Not supported by the SeqGAN loop: rollouts call the models outside forward()."),
+    ("use_liger_kernel", _set, "Not supported by the SeqGAN loop; leave it False."),
+    ("neftune_noise_alpha", _set, "NEFTune noise is not applied by the SeqGAN loop; leave it unset."),
+    ("torch_empty_cache_steps", _set, "Not applied by the SeqGAN loop; leave it unset."),
+    ("auto_find_batch_size", _set, "Not applied by the SeqGAN loop; set per_device_train_batch_size yourself."),
+    ("include_num_input_tokens_seen", lambda v: v not in (False, "no", None), "Token counts are not tracked by the "
+     "SeqGAN loop; leave it unset."),
+    ("optim_target_modules", _set, "Optimizers restricted to target modules (GaLore, APOLLO) are not supported; "
+     "use peft for parameter-efficient training."),
+    ("debug", _set, "Trainer debug modes are not applied by the SeqGAN loop; leave it unset."),
+    ("remove_unused_columns", _set, "The MLE collator reads the `length` column; leave it False."),
+]

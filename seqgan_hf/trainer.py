@@ -41,7 +41,7 @@ from . import checkpoint as ckpt
 from . import parallel
 from .algorithm import SeqGAN
 from .checkpoint import CheckpointMixin, NonFiniteError
-from .checks import check_models, check_phases, special_token_ids
+from .checks import check_models, check_phases, probe_models, special_token_ids
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset
 from .discriminator import DiscriminatorAdapter
@@ -114,6 +114,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         if discriminator is not None:
             discriminator = _load(discriminator, AutoModelForSequenceClassification, "discriminator")
         check_models(model, discriminator, processing_class, discriminator_processing_class)
+        probe_models(model, discriminator, processing_class)
 
         # Token ids the algorithm needs: the start token, EOS (ends a sequence early) and padding.
         self.bos_token_id, self.eos_token_id, self.pad_token_id = special_token_ids(model, processing_class, args)
@@ -244,11 +245,13 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             self.optimizer = self._make_optimizer(self.model, args.learning_rate)
         if self.lr_scheduler is None:
             self.lr_scheduler = get_scheduler(
-                args.lr_scheduler_type, self.optimizer, args.get_warmup_steps(adversarial_steps), max(adversarial_steps, 1)
+                args.lr_scheduler_type, self.optimizer, args.get_warmup_steps(adversarial_steps),
+                max(adversarial_steps, 1), scheduler_specific_kwargs=args.lr_scheduler_kwargs,
             )
         optimizers = {"mle": mle_optimizer, "generator": self.optimizer}
         schedulers = {
-            "mle": get_scheduler(args.lr_scheduler_type, mle_optimizer, args.get_warmup_steps(mle_steps), max(mle_steps, 1)),
+            "mle": get_scheduler(args.lr_scheduler_type, mle_optimizer, args.get_warmup_steps(mle_steps),
+                                 max(mle_steps, 1), scheduler_specific_kwargs=args.lr_scheduler_kwargs),
             "generator": self.lr_scheduler,
         }
         models = {"generator": self.model}
@@ -319,6 +322,8 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         if checkpoint is not None:
             self._load_seqgan_checkpoint(checkpoint, mle_loader)
         self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
+        if args.eval_on_start and checkpoint is None:
+            self.evaluate()
 
         adversarial_start = mle_steps + args.discriminator_pretrain_rounds
         if mle_steps and self.state.global_step < mle_steps:

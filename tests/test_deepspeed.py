@@ -61,7 +61,7 @@ for name, module in (("generator", trainer.model), ("discriminator", trainer.dis
 (mine / "info.json").write_text(json.dumps({
     "world_size": trainer.args.world_size,
     "process_index": trainer.args.process_index,
-    "engines": [type(engine).__name__, type(trainer.discriminator_wrapped).__name__],
+    "engines": [type(engine).__name__, type(trainer.runtime.training_model("discriminator")).__name__],
     "zero_stage": engine.zero_optimization_stage(),
     "gradient_clipping": engine.gradient_clipping(),
     "partition_numel": sum(p.numel() for p in zero.single_partition_of_fp32_groups),

@@ -139,7 +139,7 @@ def test_only_main_process_writes_and_result_loads_and_generates(launched) -> No
     checkpoint = output_dir / "checkpoint-5"
     assert (checkpoint / "rng_state_0.pth").exists() and (checkpoint / "rng_state_1.pth").exists()
     rng0, rng1 = (torch.load(checkpoint / f"rng_state_{r}.pth", weights_only=True) for r in (0, 1))
-    assert not torch.equal(rng0["generators"]["sampling"], rng1["generators"]["sampling"])
+    assert not torch.equal(rng0["rngs"]["sampling"], rng1["rngs"]["sampling"])
 
     shape = assert_saved_run_loads_and_generates(output_dir, observe / "rank0" / "generator.safetensors", num=3)
     assert shape == [3, 1 + recipe["sequence_length"]]

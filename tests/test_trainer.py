@@ -204,6 +204,7 @@ def test_rollout_and_score_batch_sizes_bound_the_forwards(tmp_path):
         train_dataset=oracle_like_dataset(),
     )
     assert trainer.rollout_engine.rollout_batch_size == 5
+    scored_batches.clear()  # the construction-time probe of the discriminator (2 sequences)
     trainer.train()
     # One g-step: B*N*(T-1) rollouts + B sequences scored, never more than 3 at a time.
     assert sum(scored_batches) == 8 * 2 * 5 + 8
