@@ -1,33 +1,359 @@
-"""Real data: loading training files, turning a dataset into fixed-length token tensors, MLE batches."""
+"""Real data: loading training files, turning a dataset into fixed-length token tensors, MLE batches.
+
+Bad data is refused (or, where training can go on, warned about) here, before any training: every message
+names the argument (`--train_file`, `train_dataset` / `eval_dataset`, `sequence_length`, `sequence_overflow`,
+`vocab_size`), what is wrong with which row, and the fix.
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import json
 import logging
+import lzma
+import numbers
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import datasets
+import pyarrow
 import torch
 
+from .config import SEQUENCE_OVERFLOW
+
 logger = logging.getLogger(__name__)
+
+# Warn when more than this fraction of a text dataset's tokens are the tokenizer's unknown token.
+UNK_WARNING_FRACTION = 0.5
+# Compressed files `datasets` reads directly; the pre-scan reads them with the same codec.
+_OPENERS: dict[str, Callable] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_FILE_KINDS = "a text file (one example per line), a .jsonl file or a directory written by Dataset.save_to_disk"
+_JSON_FIX = 'Write one JSON object per line, e.g. {"input_ids": [5, 8, 2]} or {"text": "a sentence"}.'
+_IDS_FIX = (
+    "Store each row as a flat list of integer token ids (e.g. tokenizer(text)['input_ids']), not strings, "
+    "floats, booleans or nested lists."
+)
+
+
+# -- training files -----------------------------------------------------------------------------------------------
 
 
 def load_train_file(path: str) -> datasets.Dataset:
     """Load a training set from a text file (one example per line), a JSON Lines file with an `input_ids`
-    or `text` field, or a directory written by `Dataset.save_to_disk`."""
+    or `text` field, or a directory written by `Dataset.save_to_disk` (a DatasetDict needs a 'train' split).
+    Text and JSON files may be gzip, bz2 or xz compressed.
+
+    The file is scanned first, so empty, binary, non-UTF-8 or malformed files and `input_ids` that are not lists
+    of ints raise a `ValueError` naming `--train_file`, the line and the fix (never a raw `datasets` error).
+    """
     if not os.path.exists(path):
-        raise FileNotFoundError(f"--train_file {path!r} does not exist.")
+        raise FileNotFoundError(f"--train_file {path!r} does not exist. Check the path.")
     if os.path.isdir(path):
+        return _checked(_load_saved_dataset(path), path)
+    stem, extension = os.path.splitext(path)
+    opener = _OPENERS.get(extension)
+    is_json = (stem if opener else path).endswith((".jsonl", ".json"))
+    if is_json:
+        _check_json_file(path, opener or open)
+    else:
+        _check_text_file(path, opener or open)
+    try:
+        dataset = datasets.load_dataset("json" if is_json else "text", data_files=path, split="train")
+    except (datasets.exceptions.DatasetsError, pyarrow.ArrowException) as err:
+        # The scan should have caught every problem; this is the safety net for the ones it does not know.
+        raise _file_error(path, f"`datasets` could not read it ({type(err).__name__}: {err})",
+                          f"Pass {_FILE_KINDS}.") from err
+    if not is_json:
+        dataset = dataset.filter(lambda row: bool(row["text"].strip()))
+    return _checked(dataset, path)
+
+
+def _file_error(path: str, problem: str, fix: str) -> ValueError:
+    return ValueError(f"--train_file {path!r}: {problem}. {fix}")
+
+
+def _load_saved_dataset(path: str) -> datasets.Dataset:
+    try:
         loaded = datasets.load_from_disk(path)
-        if isinstance(loaded, datasets.DatasetDict):
-            if "train" not in loaded:
-                raise ValueError(f"{path} holds a DatasetDict without a 'train' split (has {list(loaded)}).")
-            loaded = loaded["train"]
-        return loaded
-    if path.endswith((".jsonl", ".json")):
-        return datasets.load_dataset("json", data_files=path, split="train")
-    dataset = datasets.load_dataset("text", data_files=path, split="train")
-    return dataset.filter(lambda row: bool(row["text"].strip()))
+    except IndexError as err:
+        # `datasets` cannot load a saved dataset without rows (it has no data files); anything else is re-raised.
+        if _saved_without_rows(path):
+            raise _file_error(path, "holds no rows (a saved dataset without data files)",
+                              "Pass a dataset with at least one example.") from err
+        raise
+    except FileNotFoundError as err:
+        entries = sorted(os.listdir(path))
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "") if entries else "nothing"
+        raise _file_error(
+            path, f"is a directory but not a saved dataset (it holds {shown}; a saved one has state.json and "
+            "dataset_info.json, or dataset_dict.json)", f"Pass {_FILE_KINDS}.",
+        ) from err
+    if isinstance(loaded, datasets.DatasetDict):
+        if "train" not in loaded:
+            raise _file_error(path, f"holds a DatasetDict without a 'train' split (it has {list(loaded)})",
+                              "Save the training rows as the 'train' split, or save that split alone.")
+        loaded = loaded["train"]
+    return loaded
+
+
+def _saved_without_rows(path: str) -> bool:
+    """Whether a saved Dataset (or any split of a saved DatasetDict) lists no data files."""
+    states = [os.path.join(path, "state.json")]
+    states += [os.path.join(path, split, "state.json") for split in sorted(os.listdir(path))]
+    for state in filter(os.path.isfile, states):
+        with open(state, encoding="utf-8") as handle:
+            if not json.load(handle).get("_data_files", True):
+                return True
+    return False
+
+
+def _checked(dataset: datasets.Dataset, path: str) -> datasets.Dataset:
+    if len(dataset) == 0:
+        raise _file_error(path, "holds no rows", "Pass a file with at least one example.")
+    if "input_ids" not in dataset.column_names and "text" not in dataset.column_names:
+        raise _file_error(path, f"has neither an 'input_ids' nor a 'text' column (it has {dataset.column_names})",
+                          "Rename the column holding the data to 'input_ids' (token ids) or 'text'.")
+    return dataset
+
+
+def _lines(path: str, opener: Callable) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line) of the file; binary or non-UTF-8 content is refused where it is found."""
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(8192)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise _file_error(path, "is UTF-16 encoded text",
+                              "Re-encode it as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 in.txt > out.txt`.")
+        # Text never holds NUL bytes; binary files almost always do, early on (before any line break).
+        nul = head.find(b"\0")
+        if nul >= 0:
+            raise _file_error(path, f"looks binary (a NUL byte at byte offset {nul})",
+                              f"Pass {_FILE_KINDS}; unpack archives first (gzip, bz2 and xz are read as is).")
+        offset = 0
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                yield number, _decode(path, raw, number, offset)
+                offset += len(raw)
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise _file_error(path, f"could not be read ({type(err).__name__}: {err})",
+                          f"Pass {_FILE_KINDS}, uncompressed or a valid gzip / bz2 / xz file.") from err
+
+
+def _decode(path: str, raw: bytes, number: int, offset: int) -> str:
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise _file_error(path, f"looks binary (a NUL byte on line {number}, byte offset {offset + nul})",
+                          f"Pass {_FILE_KINDS}.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _file_error(
+            path, f"is not UTF-8: byte 0x{raw[err.start]:02x} on line {number} (byte offset {offset + err.start}) "
+            "cannot be decoded", "Re-encode it as UTF-8, e.g. `iconv -f latin1 -t UTF-8 in.txt > out.txt` "
+            "(use the file's real encoding in place of latin1).",
+        ) from err
+
+
+def _check_text_file(path: str, opener: Callable) -> None:
+    """Refuse a text file without text; reading it to the end also refuses binary and non-UTF-8 content."""
+    has_text, count = False, 0
+    for _, line in _lines(path, opener):  # to the end, no early exit: a bad byte may come late
+        has_text, count = has_text or bool(line.strip()), count + 1
+    if not has_text:
+        problem = "is empty" if count == 0 else f"holds only blank lines ({count})"
+        raise _file_error(path, problem, "Pass a file with one training example per line.")
+
+
+def _check_json_file(path: str, opener: Callable) -> None:
+    """Check a JSON Lines file (or one JSON document: a list of objects or one object) row by row."""
+    column, rows, first = None, 0, True
+    for number, line in _lines(path, opener):
+        line = line.removeprefix("\ufeff") if number == 1 else line
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if first:  # not JSON Lines: maybe one document over several lines, which `datasets` also reads
+                _check_json_document(path, opener)
+                return
+            raise _file_error(path, f"line {number} is not valid JSON ({err.msg} at column {err.colno})",
+                              _JSON_FIX) from err
+        column = _check_record(path, record, f"line {number}", column)
+        rows, first = rows + 1, False
+    if rows == 0:
+        raise _file_error(path, "is empty (no JSON rows)", _JSON_FIX)
+
+
+def _check_json_document(path: str, opener: Callable) -> None:
+    text = "".join(line for _, line in _lines(path, opener)).removeprefix("\ufeff")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _file_error(path, f"is not valid JSON: {err.msg} on line {err.lineno}, column {err.colno}",
+                          _JSON_FIX) from err
+    if isinstance(document, dict):
+        document = [document]
+    if not isinstance(document, list):
+        raise _file_error(path, f"holds {_describe(document)}, not rows", _JSON_FIX)
+    if not document:
+        raise _file_error(path, "holds an empty JSON list (no rows)", _JSON_FIX)
+    column = None
+    for index, record in enumerate(document):
+        column = _check_record(path, record, f"record {index}", column)
+
+
+def _check_record(path: str, record, where: str, column: str | None) -> str:
+    """Check one JSON row; return the column the file uses (fixed by its first row)."""
+    if not isinstance(record, dict):
+        raise _file_error(path, f"{where} is {_describe(record)}, not a JSON object", _JSON_FIX)
+    if column is None:
+        column = "input_ids" if "input_ids" in record else "text" if "text" in record else None
+        if column is None:
+            raise _file_error(path, f"{where} has neither an 'input_ids' nor a 'text' field (it has "
+                              f"{sorted(record)})", "Name the field holding token ids 'input_ids', or the field "
+                              "holding text 'text'.")
+    elif column not in record:
+        raise _file_error(path, f"{where} has no {column!r} field, which the first row has",
+                          f"Give every row the {column!r} field.")
+    value = record[column]
+    if column == "input_ids":
+        problem = _row_problem(value)
+        if problem:
+            raise _file_error(path, f"{where}: 'input_ids' {problem}", _IDS_FIX)
+    elif not isinstance(value, str):
+        raise _file_error(path, f"{where}: 'text' is {_describe(value)}, not a string",
+                          "Store each row's text as a JSON string.")
+    return column
+
+
+# -- token id rows ------------------------------------------------------------------------------------------------
+
+
+def _describe(value, nested: bool = False) -> str:
+    """A short, readable name for a value that should have been something else (`nested`: inside a row)."""
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if value is None:
+        return "missing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {shown}"
+    if isinstance(value, (list, tuple)):
+        return f"{'a nested list' if nested else 'a list'} {shown}"
+    names = {str: "the string", float: "the float", int: "the integer", dict: "the object"}
+    return f"{names.get(type(value), 'a ' + type(value).__name__)} {shown}"
+
+
+def _row_problem(row) -> str | None:
+    """What is wrong with an `input_ids` row that should be a flat list of ints, or None when it is one."""
+    if row is None:
+        return "is missing (null)"
+    if not isinstance(row, (list, tuple)):
+        return f"is {_describe(row)}, not a list of token ids"
+    if set(map(type, row)) <= {int}:  # the common case, in C
+        return None
+    for position, token in enumerate(row):
+        # numpy integers are ints too; booleans (an int subclass) are not token ids.
+        if not isinstance(token, numbers.Integral) or isinstance(token, bool):
+            return f"holds {_describe(token, nested=True)} at position {position}, not an int"
+    return None
+
+
+def _id_rows(column, what: str) -> list[list[int]]:
+    rows = []
+    for index, row in enumerate(column):
+        # Rows of a dataset formatted as torch / numpy arrive as tensors or arrays.
+        row = row.tolist() if hasattr(row, "tolist") and not isinstance(row, (list, tuple)) else row
+        problem = _row_problem(row)
+        if problem:
+            raise ValueError(f"{what}: row {index} of 'input_ids' {problem}. {_IDS_FIX}")
+        rows.append(list(row))
+    return rows
+
+
+def _check_id_range(sequences: list[list[int]], vocab_size: int | None, what: str) -> None:
+    """Every id in [0, vocab_size): an id past the embedding would stop MLE training with an IndexError."""
+    limit = vocab_size if vocab_size is not None else float("inf")
+    for index, ids in enumerate(sequences):
+        if not ids or (min(ids) >= 0 and max(ids) < limit):
+            continue
+        bad = min(ids) if min(ids) < 0 else max(ids)
+        if bad < 0:
+            raise ValueError(
+                f"{what}: row {index} holds the token id {bad}; token ids are in [0, vocab_size). Remove negative "
+                "ids (-100 marks ignored labels, never inputs), or re-tokenize the data."
+            )
+        count = sum(bool(row) and max(row) >= vocab_size for row in sequences)
+        largest = max(max(row) for row in sequences if row)
+        raise ValueError(
+            f"{what}: row {index} holds the token id {bad}, outside [0, {vocab_size}): the generator's embedding "
+            f"has vocab_size={vocab_size} rows ({count} of {len(sequences)} rows hold such ids; the largest is "
+            f"{largest}). Build the generator with vocab_size >= {largest + 1}, or re-tokenize the data with "
+            "the generator's tokenizer."
+        )
+
+
+def _warn_unknown(sequences: list[list[int]], texts: list[str], tokenizer, what: str) -> None:
+    """Warn when the tokenizer maps most of the text to its unknown token: training would learn that token."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    total = sum(map(len, sequences))
+    if unk is None or total == 0:
+        return
+    unknown = sum(ids.count(unk) for ids in sequences)
+    if unknown / total <= UNK_WARNING_FRACTION:
+        return
+    worst = max(range(len(sequences)), key=lambda row: sequences[row].count(unk))
+    logger.warning(
+        "%s: %.0f%% of its %d tokens (%d) are the tokenizer's unknown token %r (id %d), above the %.0f%% "
+        "threshold; e.g. row %d, %r. The tokenizer does not cover this text, so training would mostly learn "
+        "the unknown token: train a tokenizer on this data, or pass the tokenizer it was written for as "
+        "processing_class.",
+        what, 100 * unknown / total, total, unknown, getattr(tokenizer, "unk_token", None), unk,
+        100 * UNK_WARNING_FRACTION, worst, texts[worst][:60],
+    )
+
+
+def _fit(sequences: list[list[int]], sequence_length: int, room: int, eos: bool, overflow: str, what: str,
+         noun: str) -> list[list[int]]:
+    """Apply `sequence_overflow` to the sequences longer than `room`: all kept (truncated later), or dropped."""
+    if overflow not in SEQUENCE_OVERFLOW:
+        raise ValueError(f"sequence_overflow={overflow!r}: choose one of {SEQUENCE_OVERFLOW}.")
+    long = [len(ids) for ids in sequences if len(ids) > room]
+    if not long:
+        return sequences
+    limit = (f"the {room} tokens that sequence_length={sequence_length} leaves before EOS" if eos
+             else f"sequence_length={sequence_length}")
+    needed = max(long) + eos
+    counts = (f"{len(long)} of {len(sequences)} {noun} sequences are longer than {limit} (the longest has "
+              f"{max(long)} tokens)")
+    if overflow == "error":
+        raise ValueError(
+            f"{what}: {counts} and sequence_overflow='error'. Raise sequence_length to {needed} to keep them "
+            "whole, or set sequence_overflow='truncate' (cut them, with a warning) or 'drop' (leave them out)."
+        )
+    if overflow == "truncate":
+        logger.warning(
+            "%s: %s and were truncated to %d tokens%s. To keep them whole, raise sequence_length to %d; set "
+            "sequence_overflow='drop' to leave them out, or 'error' to refuse such data.",
+            what, counts, room, " + EOS" if eos else "", needed,
+        )
+        return sequences
+    kept = [ids for ids in sequences if len(ids) <= room]
+    if not kept:
+        raise ValueError(
+            f"{what}: all {len(sequences)} {noun} sequences are longer than {limit} (the shortest has "
+            f"{min(long)} tokens), so sequence_overflow='drop' leaves none. Raise sequence_length to at least "
+            f"{min(long) + eos}, or set sequence_overflow='truncate'."
+        )
+    logger.warning(
+        "%s: %s; sequence_overflow='drop' left them out, %d remain. To keep them, raise sequence_length to %d "
+        "or set sequence_overflow='truncate'.", what, counts, len(kept), needed,
+    )
+    return kept
+
+
+# -- encoding -----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -54,30 +380,45 @@ def encode_dataset(
 ) -> RealSequences:
     """Turn `dataset` (an `input_ids` column, or a `text` column and a tokenizer) into [N, T] token ids.
 
-    Sequences longer than T are truncated to T (a warning says how many); shorter ones get EOS (if the model
-    has one) and then padding. Text is tokenized without special tokens: the trainer adds the start token.
+    Shorter sequences get EOS (if the model has one) and then padding. Longer ones (than T, or T - 1 before an
+    EOS) are handled as `overflow` says: "truncate" (with a warning that counts them), "drop" (with a warning)
+    or "error". Text is tokenized without special tokens: the trainer adds the start token.
+
+    Refused with a `ValueError` naming `what` (the argument: "train_dataset" or "eval_dataset"), the row and the
+    fix: `input_ids` rows that are not lists of ints, ids outside [0, vocab_size) (when `vocab_size` is given),
+    an empty dataset, no usable column. Text mostly mapped to the tokenizer's unknown token is warned about.
     """
+    if isinstance(dataset, datasets.DatasetDict):
+        raise ValueError(f"{what} is a DatasetDict (splits {list(dataset)}): pass one split, e.g. dataset['train'].")
     if dataset is None or len(dataset) == 0:
-        raise ValueError("train_dataset is empty: pass a dataset with at least one sequence.")
+        raise ValueError(f"{what} is empty: pass a dataset with at least one sequence.")
+    noun = {"train_dataset": "training", "eval_dataset": "evaluation"}.get(what, what)
     columns = dataset.column_names
+    texts = None
     if "input_ids" in columns:
-        sequences = [list(ids) for ids in dataset["input_ids"]]
+        sequences = _id_rows(dataset["input_ids"], what)
     elif "text" in columns:
         if tokenizer is None:
             raise ValueError(
-                "train_dataset has a 'text' column but no tokenizer was given: pass processing_class=tokenizer."
+                f"{what} has a 'text' column but no tokenizer was given: pass processing_class=tokenizer."
             )
-        sequences = tokenizer(list(dataset["text"]), add_special_tokens=False)["input_ids"]
+        texts = list(dataset["text"])
+        if not set(map(type, texts)) <= {str}:
+            index = next(row for row, text in enumerate(texts) if not isinstance(text, str))
+            raise ValueError(f"{what}: row {index} of 'text' is {_describe(texts[index])}, not a string. Give "
+                             "every row its text as a string (drop or fill the missing ones).")
+        sequences = tokenizer(texts, add_special_tokens=False)["input_ids"]
     else:
-        raise ValueError(f"train_dataset needs an 'input_ids' or a 'text' column; it has {columns}.")
+        raise ValueError(
+            f"{what} needs an 'input_ids' or a 'text' column; it has {columns}. Rename the column holding the "
+            "data, e.g. dataset.rename_column(name, 'text')."
+        )
+    _check_id_range(sequences, vocab_size, what)
+    if texts is not None:
+        _warn_unknown(sequences, texts, tokenizer, what)
 
     room = sequence_length - (1 if eos_token_id is not None else 0)
-    truncated = sum(len(ids) > room for ids in sequences)
-    if truncated and eos_token_id is None:
-        logger.warning(
-            "%d of %d training sequences are longer than sequence_length=%d and were truncated to it.",
-            truncated, len(sequences), sequence_length,
-        )
+    sequences = _fit(sequences, sequence_length, room, eos_token_id is not None, overflow, what, noun)
     fill = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
     padded = torch.full((len(sequences), sequence_length), fill, dtype=torch.long)
     lengths = torch.empty(len(sequences), dtype=torch.long)
@@ -90,12 +431,13 @@ def encode_dataset(
         padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         lengths[row] = len(ids)
     if empty == len(sequences):
-        raise ValueError("every sequence in train_dataset is empty after tokenization.")
+        raise ValueError(f"every sequence in {what} is empty after tokenization: give it rows with at least one "
+                         "token (non-empty 'input_ids', or 'text' the tokenizer encodes).")
     if eos_token_id is None and (lengths < sequence_length).any():
         short = int((lengths < sequence_length).sum())
         if pad_token_id is None:
             raise ValueError(
-                f"{short} training sequences are shorter than sequence_length={sequence_length} and the "
+                f"{what}: {short} {noun} sequences are shorter than sequence_length={sequence_length} and the "
                 "tokenizer/model has no pad or EOS token. Set tokenizer.pad_token (and an EOS) or use "
                 "fixed-length data."
             )
