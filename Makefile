@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	HF_HUB_OFFLINE=1 $(VENV)/bin/seqgan-hf train --config recipes/oracle_quick.yaml
+	HF_HUB_OFFLINE=1 $(VENV)/bin/seqgan-hf train --config recipes/oracle_quick.yaml --overwrite_output_dir true
 
 lint: install-test
 	$(VENV)/bin/ruff check seqgan_hf tests benchmarks

@@ -110,6 +110,21 @@ def non_finite_parameters(module: torch.nn.Module) -> list[str]:
     return bad
 
 
+def checkpoint_run_id(checkpoint: str) -> str | None:
+    """The id of the run that wrote `checkpoint` (None for checkpoints written before runs had ids)."""
+    try:
+        with parallel.deepspeed_safe_globals() if _has_deepspeed() else contextlib.nullcontext():
+            return load_state(os.path.join(checkpoint, SEQGAN_STATE_NAME)).get("run_id")
+    except Exception:  # noqa: BLE001 (checked whole by `_resolve_checkpoint`; any failure: treat as unknown)
+        return None
+
+
+def _has_deepspeed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("deepspeed") is not None
+
+
 def load_state(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -142,6 +157,8 @@ class CheckpointMixin:
             "reward_baseline": algorithm.baseline.value,
             "phase_metrics": self.phase_metrics,
             "last_loss": self._last_loss,
+            "run_id": self.run_id,
+            "settings": self._result_settings(),
         }
         for name in self._optimizer_names():
             state[_OPTIMIZER_KEYS[name]] = runtime.optimizer_state(name)
@@ -176,7 +193,9 @@ class CheckpointMixin:
             self._push_from_checkpoint(final_dir)
 
     def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
-        from transformers.trainer_utils import get_last_checkpoint
+        """The checkpoint to resume from: a path (checked whole), or with True/"latest" the newest checkpoint in
+        `output_dir` whose files are all whole (damaged ones are passed over with a warning naming the file)."""
+        from .run_dir import checkpoint_problem, checkpoints
 
         if resume_from_checkpoint is None:
             # `seqgan-hf train --resume_from_checkpoint true|latest|<path>` (the TrainingArguments field).
@@ -185,20 +204,35 @@ class CheckpointMixin:
                 resume_from_checkpoint = True
         if resume_from_checkpoint is None or resume_from_checkpoint is False or resume_from_checkpoint == "":
             return None
+        world_size = self.args.world_size
         if resume_from_checkpoint is True:
-            found = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
-            if found is None:
+            found = checkpoints(self.args.output_dir)
+            if not found:
                 raise ValueError(
                     f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint-<step> directory. "
                     "Set save_strategy='steps' and save_steps to write checkpoints, or pass a checkpoint path."
                 )
-            return found
+            problems = []
+            for path in reversed(found):
+                problem = checkpoint_problem(path, SEQGAN_STATE_NAME, world_size)
+                if problem is None:
+                    if problems:
+                        logger.warning("Resuming from %s: the newer checkpoints are damaged (%s).", path,
+                                       "; ".join(problems))
+                    return path
+                problems.append(problem)
+            raise ValueError(f"resume_from_checkpoint=True but every checkpoint in {self.args.output_dir} is damaged: "
+                             f"{'; '.join(problems)}. Start a new run (another output_dir).")
         path = str(resume_from_checkpoint)
         if not os.path.isfile(os.path.join(path, SEQGAN_STATE_NAME)):
             raise ValueError(
-                f"{path} is not a SeqGANTrainer checkpoint (no {SEQGAN_STATE_NAME}); pass a "
+                f"resume_from_checkpoint={path!r} is not a SeqGANTrainer checkpoint (no {SEQGAN_STATE_NAME}); pass a "
                 f"{self.args.output_dir}/checkpoint-<step> directory or resume_from_checkpoint=True."
             )
+        problem = checkpoint_problem(path, SEQGAN_STATE_NAME, world_size)
+        if problem is not None:
+            raise ValueError(f"resume_from_checkpoint={path!r} is damaged: {problem}. Resume from an earlier "
+                             "checkpoint, or with resume_from_checkpoint=True (the newest whole one).")
         return path
 
     def _load_seqgan_checkpoint(self, checkpoint: str, mle_loader) -> None:
@@ -223,6 +257,7 @@ class CheckpointMixin:
                 "%s was written by %d processes and is resumed on %d: training continues, but not bitwise "
                 "as the interrupted run would have.", checkpoint, state["world_size"], args.world_size,
             )
+        self._check_settings(checkpoint, state.get("settings"))
         written = state.get("optimizer_layout", parallel.PLAIN)
         if written != runtime.layout:
             raise ValueError(
@@ -263,6 +298,31 @@ class CheckpointMixin:
             return
         self._restore_deferred_rng()
 
+    def _result_settings(self) -> dict:
+        """Everything that changes results and must not change on resume (see `RESUME_SAFE` for what may)."""
+        args = self.args
+        settings = {name: _plain(getattr(args, name)) for name in RESUME_CHECKED}
+        settings["generator"] = _shapes(self.model)
+        settings["discriminator"] = _shapes(self.discriminator) if self.discriminator is not None else None
+        settings["num_real_sequences"] = len(self.real)
+        settings["reward"] = getattr(self.reward, "name", None)
+        return settings
+
+    def _check_settings(self, checkpoint: str, saved: dict | None) -> None:
+        """Refuse a resume whose result-changing settings differ from the checkpoint's, listing old vs new."""
+        if saved is None:  # written before settings were recorded
+            logger.warning("%s records no settings: cannot check that this run's settings match it.", checkpoint)
+            return
+        current = self._result_settings()
+        changed = [name for name in current if name in saved and saved[name] != current[name]]
+        if changed:
+            details = "; ".join(_difference(name, saved[name], current[name]) for name in changed)
+            raise ValueError(
+                f"{checkpoint} was written with other settings than this run's ({details}). A resume continues the "
+                "same run: use the interrupted run's settings, or start a new run in another output_dir. Safe to "
+                f"change on resume: {', '.join(RESUME_SAFE)}."
+            )
+
     def _restore_deferred_rng(self) -> None:
         if self._resume_rng is None:
             return
@@ -278,3 +338,46 @@ class CheckpointMixin:
 # Names in `seqgan_state.pt` of each optimizer's state and its scheduler's (kept from the first format).
 _OPTIMIZER_KEYS = {"mle": "mle_optimizer", "generator": "optimizer", "discriminator": "discriminator_optimizer"}
 _SCHEDULER_KEYS = {"mle": "mle_scheduler", "generator": "lr_scheduler", "discriminator": "discriminator_scheduler"}
+
+
+#: Settings compared on resume (besides model shapes, the data size and the reward): any difference is refused.
+RESUME_CHECKED = (
+    "sequence_length", "temperature", "bos_token_id", "disable_dropout", "sequence_overflow", "seed",
+    "per_device_train_batch_size", "learning_rate", "mle_learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
+    "warmup_steps", "weight_decay", "optim", "optim_args", "adam_beta1", "adam_beta2", "adam_epsilon",
+    "max_grad_norm", "mle_epochs", "discriminator_pretrain_rounds", "discriminator_pretrain_epochs",
+    "num_negatives", "discriminator_learning_rate", "discriminator_weight_decay", "discriminator_batch_size",
+    "discriminator_max_length", "g_steps", "d_steps", "d_epochs", "rollout_num", "rollout_policy",
+    "rollout_update_rate", "reward_baseline", "baseline_decay", "reward_weights", "bf16", "fp16",
+)
+#: Settings that may change on resume: they change neither the models' path nor the data.
+RESUME_SAFE = (
+    "adversarial_iterations (to extend training)", "output and logging settings (logging_steps, eval_steps, "
+    "save_steps, save_total_limit, report_to, disable_tqdm)", "push_to_hub and hub_* settings",
+    "rollout_batch_size and score_batch_size (memory only)", "discriminator_prefix_cache (speed only)",
+    "dataloader_num_workers",
+)
+
+
+def _plain(value):
+    """A setting as plain JSON-like data (enums by value), comparable across processes and versions."""
+    value = getattr(value, "value", value)
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _shapes(model) -> dict[str, list[int]]:
+    """Parameter names and shapes of a model (under FSDP2 the full shapes)."""
+    return {name: list(param.shape) for name, param in model.state_dict().items()}  # a DTensor's shape is whole
+
+
+def _difference(name: str, old, new) -> str:
+    """`name: old -> new`, for model shapes the first tensor that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return f"{name} shape of {key}: {old.get(key, 'absent')} -> {new.get(key, 'absent')}"
+    return f"{name}: {old!r} -> {new!r}"

@@ -50,6 +50,14 @@ class SeqGANConfig(TrainingArguments):
 
     # ---- overridden TrainingArguments defaults (the paper's values) -------------------------------
     output_dir: str | None = field(default="outputs/seqgan", metadata={"help": "Where models and checkpoints go."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a fresh run start in an output_dir that holds an earlier run's checkpoints or results: its "
+            "checkpoints are deleted (its saved model is replaced when this run saves). Without it such a folder "
+            "is refused, so nothing is mixed or lost."
+        },
+    )
     per_device_train_batch_size: int = field(
         default=64, metadata={"help": "Generator batch per process: MLE batches and sequences per g-step."}
     )

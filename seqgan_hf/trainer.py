@@ -38,7 +38,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import TrainOutput, speed_metrics
 
 from . import checkpoint as ckpt
-from . import parallel
+from . import parallel, run_dir
 from .algorithm import SeqGAN
 from .checkpoint import CheckpointMixin, NonFiniteError
 from .checks import check_models, check_phases, probe_models, special_token_ids
@@ -191,6 +191,10 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self._phase = "mle"
         self._mle_steps = 0
         self._prepared = False
+        self._train_started = False
+        self.run_id: str | None = None  # the run that owns output_dir (`seqgan_hf.run_dir`), set by train()
+        if self.args.should_save:
+            run_dir.check_writable(self.args.output_dir)
         self._configure_generation_defaults()
 
     # ---- setup -----------------------------------------------------------------------------------------
@@ -297,10 +301,29 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                 RNG states restored: the result equals that of an uninterrupted run (bitwise, on deterministic
                 kernels and the same number of processes).
         """
+        if self._train_started:
+            raise RuntimeError(
+                "train() already ran on this trainer (its models, optimizers and phases have moved on). To "
+                "train further, build a new SeqGANTrainer (e.g. with a larger adversarial_iterations) and pass "
+                "resume_from_checkpoint=True to continue from the last checkpoint."
+            )
+        lock = run_dir.RunLock(self.args.output_dir)
+        if self.args.should_save:
+            lock.acquire()  # before anything in output_dir is read, cleaned or written
+        try:
+            return self._train(resume_from_checkpoint)
+        finally:
+            lock.release()
+
+    def _train(self, resume_from_checkpoint: str | bool | None) -> TrainOutput:
         args = self.args
         start_time = time.time()
         self.is_in_train = True
         checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
+        if args.should_save:
+            resumed_run = ckpt.checkpoint_run_id(checkpoint) if checkpoint is not None else None
+            self.run_id = run_dir.start_run(args.output_dir, resumed_run, args.overwrite_output_dir)
+        self._train_started = True  # from here on models and optimizers change: a second call is refused
         mle_loader = self.get_train_dataloader() if args.mle_epochs > 0 else None
         mle_steps = args.mle_epochs * len(mle_loader) if mle_loader is not None else 0
         self._mle_steps = mle_steps
@@ -515,6 +538,21 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         """
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         self._check_weights_finite(f"save to {output_dir}")
+        if _internal_call:  # a checkpoint: written into a temporary checkpoint folder that is renamed when complete
+            self._write_models(output_dir)
+            return
+        # Written aside, then moved into place: a failed save leaves the previous model whole.
+        staging = run_dir.staging_dir(output_dir) if self.args.should_save else os.path.join(output_dir,
+                                                                                              run_dir.STAGING_DIR)
+        self._write_models(staging)
+        if self.args.should_save:
+            run_dir.move_into_place(staging, output_dir)
+        self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def _write_models(self, output_dir: str) -> None:
+        """The generator (and tokenizer) to `output_dir`, the discriminator to `output_dir/discriminator`."""
         fsdp2 = self._prepared and self.runtime.layout == parallel.FSDP2
         generator_code = declare_remote_code(self.model)
         if fsdp2:
@@ -531,8 +569,6 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         if self.discriminator is not None:
             self._save_discriminator(output_dir, fsdp2)
         self.accelerator.wait_for_everyone()
-        if self.args.push_to_hub and not _internal_call:
-            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def _save_discriminator(self, output_dir: str, fsdp2: bool) -> None:
         """The discriminator (and its own tokenizer, if any) to `output_dir/discriminator`."""
