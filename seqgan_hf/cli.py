@@ -8,7 +8,11 @@
 
 `train` reads a YAML recipe as defaults and lets flags override them; without `--config` the defaults are
 the embedded recipe `QUICK_DEFAULTS` (the same values as `recipes/oracle_quick.yaml`), so `seqgan-hf` with
-no arguments runs the demo.
+no arguments runs the demo. It writes the task settings it used to `<output_dir>/seqgan_cli.json` when training
+starts; `sample` and `evaluate` take their defaults from there (flags still win).
+
+Every input is checked before any work; a bad one ends the command with one line, `error: <what> (<argument>):
+<fix>`, and exit status 2. `--debug` (anywhere on the line) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainerCallback
 
+from . import __version__
+from . import cli_checks as checks
+from .cli_checks import CLIError, at_least
 from .config import SeqGANConfig
 from .models.cnn import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
 
@@ -95,21 +101,19 @@ class ScriptArguments:
 
 
 def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
-    parser = HfArgumentParser((ScriptArguments, SeqGANConfig))
-    pre = argparse.ArgumentParser(add_help=False)
+    """Flags over the recipe (`--config`, else `QUICK_DEFAULTS`), every value checked before anything is built."""
+    parser = HfArgumentParser((ScriptArguments, SeqGANConfig), prog="seqgan-hf train")
+    pre = argparse.ArgumentParser(prog="seqgan-hf train", add_help=False)
     pre.add_argument("--config", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.config is not None:
-        with open(known.config) as handle:
-            defaults = yaml.safe_load(handle) or {}
+        recipe, source = checks.load_recipe(known.config), known.config
     else:  # no recipe: the embedded default recipe, which flags may still override
-        defaults = dict(QUICK_DEFAULTS)
-    valid = {action.dest for action in parser._actions}
-    unknown = sorted(set(defaults) - valid)
-    if unknown:
-        raise SystemExit(f"error: {known.config or 'defaults'}: unknown fields {unknown}; see `seqgan-hf train --help`.")
-    parser.set_defaults(**defaults)
+        recipe, source = dict(QUICK_DEFAULTS), "QUICK_DEFAULTS"
+    accepted = {action.dest for action in parser._actions}
+    parser.set_defaults(**checks.check_recipe(recipe, (ScriptArguments, SeqGANConfig), accepted, source))
     script_args, config = parser.parse_args_into_dataclasses(args=argv)
+    checks.check_train_args(script_args, config)
     return script_args, config
 
 
@@ -132,7 +136,8 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
             )
         )
     else:
-        generator = AutoModelForCausalLM.from_pretrained(script_args.generator)
+        generator = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, script_args.generator,
+                                           "--generator", "generator")
     if script_args.discriminator == "cnn":
         discriminator = CNNForSequenceClassification(
             CNNDiscriminatorConfig(
@@ -145,8 +150,49 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
             )
         )
     else:
-        discriminator = AutoModelForSequenceClassification.from_pretrained(script_args.discriminator)
+        discriminator = checks.load_pretrained(AutoModelForSequenceClassification.from_pretrained,
+                                               script_args.discriminator, "--discriminator", "discriminator")
     return generator, discriminator
+
+
+def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab_size: int, task) -> dict:
+    """What defines the task a run trained on, for `sample` / `evaluate` to default to (local paths absolute)."""
+    def where(value: str | None, keyword: str | None = None) -> str | None:
+        if value is None or value == keyword or not checks.looks_local(value):
+            return value
+        return os.path.abspath(os.path.expanduser(value))
+
+    settings = {
+        "written_by": f"seqgan-hf train {__version__}",
+        "task": script_args.task,
+        "sequence_length": config.sequence_length,
+        "vocab_size": vocab_size,
+        "temperature": config.temperature,
+        "seed": config.seed,
+        "train_file": where(script_args.train_file),
+        "generator": where(script_args.generator, "lstm"),
+        "discriminator": where(script_args.discriminator, "cnn"),
+        "tokenizer": where(script_args.tokenizer),
+        "discriminator_tokenizer": where(script_args.discriminator_tokenizer),
+    }
+    if task is not None:
+        settings.update(
+            oracle_seed=script_args.oracle_seed, oracle_params=where(script_args.oracle_params),
+            oracle_embedding_dim=task.oracle.config.embedding_dim, oracle_hidden_dim=task.oracle.config.hidden_dim,
+            num_train=script_args.num_train, num_test=script_args.num_test, eval_samples=script_args.eval_samples,
+        )
+    return settings
+
+
+class _SaveSettings(TrainerCallback):
+    """Writes `seqgan_cli.json` when training starts (after the trainer's own checks), so a crashed run has it."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            checks.write_settings(args.output_dir, self.settings)
 
 
 def train(argv: list[str]) -> dict:
@@ -159,7 +205,7 @@ def train(argv: list[str]) -> dict:
     from .trainer import SeqGANTrainer
 
     set_seed(config.seed)
-    tokenizer = discriminator_tokenizer = evaluator = None
+    tokenizer = discriminator_tokenizer = evaluator = task = None
     if script_args.task == "oracle":
         task = OracleTask.create(
             seed=script_args.oracle_seed,
@@ -172,16 +218,15 @@ def train(argv: list[str]) -> dict:
         vocab_size = task.oracle.config.vocab_size
         train_dataset = load_train_file(script_args.train_file) if script_args.train_file else task.train_dataset()
         evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples)
-    elif script_args.task == "text":
-        if script_args.train_file is None or script_args.tokenizer is None:
-            raise SystemExit("error: --task text needs --train_file and --tokenizer.")
-        tokenizer = AutoTokenizer.from_pretrained(script_args.tokenizer)
+    else:  # "text" (the task was checked with the arguments)
+        tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer, "--tokenizer",
+                                           "tokenizer")
         vocab_size = len(tokenizer)
         train_dataset = load_train_file(script_args.train_file)
         if script_args.discriminator_tokenizer:
-            discriminator_tokenizer = AutoTokenizer.from_pretrained(script_args.discriminator_tokenizer)
-    else:
-        raise SystemExit(f"error: --task {script_args.task!r}: choose 'oracle' or 'text'.")
+            discriminator_tokenizer = checks.load_pretrained(
+                AutoTokenizer.from_pretrained, script_args.discriminator_tokenizer, "--discriminator_tokenizer",
+                "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
     trainer = SeqGANTrainer(
@@ -192,6 +237,7 @@ def train(argv: list[str]) -> dict:
         processing_class=tokenizer,
         discriminator_processing_class=discriminator_tokenizer,
         evaluator=evaluator,
+        callbacks=[_SaveSettings(_training_settings(script_args, config, vocab_size, task))],
     )
     before = evaluator(trainer.model) if evaluator is not None else {}
     trainer.train()
@@ -222,32 +268,69 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "-"
 
 
+def _trained_settings(model_dir: str) -> tuple[dict, str | None, dict]:
+    """(the settings training saved, or {}; their file, or None; what the model's config files say)."""
+    settings, source = checks.read_settings(model_dir) if os.path.isdir(model_dir) else (None, None)
+    facts = checks.saved_model_facts(model_dir) if os.path.isdir(model_dir) else {}
+    if settings is not None:
+        logger.info("Defaults from %s (the settings training used): %s", source,
+                    ", ".join(f"{key} {settings[key]}" for key in _SHOWN if settings.get(key) is not None))
+    return settings or {}, source, facts
+
+
+_SHOWN = ("task", "oracle_seed", "oracle_params", "vocab_size", "sequence_length", "num_test", "eval_samples")
+
+
 def sample(argv: list[str]) -> None:
     """`seqgan-hf sample`: write generated sequences, one per line (token ids, or text with --text)."""
     parser = argparse.ArgumentParser(prog="seqgan-hf sample", description=sample.__doc__)
-    parser.add_argument("model_dir")
+    parser.add_argument("model_dir", help="a folder written by `seqgan-hf train` (or save_pretrained)")
     parser.add_argument("--num", type=int, default=100, help="number of sequences")
     parser.add_argument("--output", default="-", help="output file ('-' for stdout)")
     parser.add_argument("--text", action="store_true", help="decode with the model's tokenizer")
-    parser.add_argument("--max_new_tokens", type=int, default=None, help="default: the trained sequence length")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="default: the sequence_length the model was trained with")
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # Everything checked before the model is loaded or a token sampled.
+    checks.check_model_source(args.model_dir, "model_dir", "model")
+    at_least(args.num, 1, "--num", "ask for at least one sequence")
+    at_least(args.batch_size, 1, "--batch_size", "use a positive batch size, e.g. 256")
+    at_least(args.seed, 0, "--seed", "use a seed >= 0")
+    if args.max_new_tokens is not None:
+        at_least(args.max_new_tokens, 1, "--max_new_tokens", "sample at least one token")
+    if args.temperature is not None and not args.temperature > 0:
+        raise CLIError(f"temperature is {args.temperature}", "--temperature", "use a positive temperature, e.g. 1.0")
+    settings, source, facts = _trained_settings(args.model_dir)
+    if args.text and (settings.get("task") == "oracle" or
+                      os.path.isdir(args.model_dir) and not checks.has_tokenizer(args.model_dir)):
+        raise CLIError(f"{args.model_dir} holds no tokenizer to decode with", "--text",
+                       "drop --text to write token ids (oracle models have no text), or pass a text model")
+    if args.output != "-":
+        checks.check_writable_file(args.output, "--output")
+    if not settings and facts.get("sequence_length") is not None:
+        logger.info("%s has no %s (not trained by `seqgan-hf train`): sequence length %d from its %s.",
+                    args.model_dir, checks.SETTINGS_NAME, facts["sequence_length"], facts["length_source"])
+    max_new_tokens = checks.pick(args, "max_new_tokens", settings, "sequence_length", source,
+                                 facts.get("sequence_length"), warn_if_differs=True)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     set_seed(args.seed)
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model_dir) if args.text else None
+    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model").eval()
+    tokenizer = (checks.load_pretrained(AutoTokenizer.from_pretrained, args.model_dir, "--text", "tokenizer")
+                 if args.text else None)
     generation_config = model.generation_config
     bos = generation_config.bos_token_id if generation_config.bos_token_id is not None else model.config.bos_token_id
     if bos is None:
-        raise SystemExit(f"error: {args.model_dir} defines no bos_token_id to start sampling from.")
+        raise CLIError(f"{args.model_dir} defines no bos_token_id to start sampling from", "model_dir",
+                       "set bos_token_id in its config.json or generation_config.json")
     kwargs = {"do_sample": True}
-    if args.max_new_tokens is not None:
-        kwargs["max_new_tokens"] = args.max_new_tokens
+    if max_new_tokens is not None:
+        kwargs["max_new_tokens"] = max_new_tokens
     if args.temperature is not None:
         kwargs["temperature"] = args.temperature
     lines = []
@@ -272,15 +355,17 @@ def sample(argv: list[str]) -> None:
 def evaluate(argv: list[str]) -> dict:
     """`seqgan-hf evaluate`: NLL_oracle and NLL_test of a trained generator on the oracle task, or with
     `--sweep` its quality-diversity curve over a temperature grid (NLL_oracle vs NLL_test on the oracle
-    task; BLEU vs Self-BLEU against `--references` for text models), as JSON (`--output`) and PNG (`--plot`)."""
+    task; BLEU vs Self-BLEU against `--references` for text models), as JSON (`--output`) and PNG (`--plot`).
+    The oracle, sizes and sequence length default to what training used (seqgan_cli.json in the model folder),
+    else to the model's config."""
     parser = argparse.ArgumentParser(prog="seqgan-hf evaluate", description=evaluate.__doc__)
-    parser.add_argument("model_dir")
-    parser.add_argument("--oracle_seed", type=int, default=0)
+    parser.add_argument("model_dir", help="a folder written by `seqgan-hf train` (or save_pretrained)")
+    parser.add_argument("--oracle_seed", type=int, default=None, help="default: the one training used, else 0")
     parser.add_argument("--oracle_params", default=None, help="oracle .npz (paper layout) or save_pretrained dir")
-    parser.add_argument("--vocab_size", type=int, default=5000)
-    parser.add_argument("--num_test", type=int, default=10_000, help="held-out oracle sequences for NLL_test")
-    parser.add_argument("--num_samples", type=int, default=10_000, help="generator samples per measurement")
-    parser.add_argument("--sequence_length", type=int, default=20)
+    parser.add_argument("--vocab_size", type=int, default=None, help="default: the model's vocabulary")
+    parser.add_argument("--num_test", type=int, default=None, help="held-out oracle sequences for NLL_test")
+    parser.add_argument("--num_samples", type=int, default=None, help="generator samples per measurement")
+    parser.add_argument("--sequence_length", type=int, default=None, help="default: the trained length")
     parser.add_argument("--sweep", action="store_true", help="measure every temperature of --temperatures")
     parser.add_argument("--temperatures", default=None,
                         help="comma-separated grid for --sweep (default: seqgan_hf.sweep.DEFAULT_TEMPERATURES)")
@@ -294,47 +379,68 @@ def evaluate(argv: list[str]) -> dict:
     parser.add_argument("--output", default=None, help="write the result as JSON to this file")
     parser.add_argument("--plot", default=None, help="with --sweep: write the curve as a PNG to this file")
     args = parser.parse_args(argv)
-    if args.plot and not args.sweep:
-        parser.error("--plot needs --sweep")
-    if args.references and not args.sweep:
-        parser.error("--references needs --sweep")
-    if args.bleu and (not args.sweep or args.references):
-        parser.error("--bleu adds BLEU / Self-BLEU to an oracle --sweep (a text sweep with --references has them)")
+    temperatures = checks.check_evaluate_args(args)
+    settings, source, facts = _trained_settings(args.model_dir)
+
+    task = None
+    sequence_length = checks.pick(args, "sequence_length", settings, "sequence_length", source,
+                                  facts.get("sequence_length") or 20, warn_if_differs=True)
+    num_samples = checks.pick(args, "num_samples", settings, "eval_samples", source, 10_000, warn_if_differs=False)
+    if args.references is None:
+        if settings.get("task") == "text":
+            raise CLIError(f"{args.model_dir} was trained on the text task, which has no oracle", "--references",
+                           "score it with --sweep --references <held-out text file>")
+        oracle_seed, oracle_params = checks.oracle_choice(args, settings, source)
+        vocab_size = checks.pick(args, "vocab_size", settings, "vocab_size", source,
+                                 facts.get("vocab_size") or 5000, warn_if_differs=True)
+        num_test = checks.pick(args, "num_test", settings, "num_test", source, 10_000, warn_if_differs=False)
+        if not settings:
+            logger.info(
+                "%s has no %s (not trained by `seqgan-hf train`): vocab_size %d from %s, sequence_length %d from %s, "
+                "oracle_seed %d%s.", args.model_dir, checks.SETTINGS_NAME, vocab_size,
+                "--vocab_size" if args.vocab_size is not None else "its config.json" if facts.get("vocab_size")
+                else "the default", sequence_length,
+                "--sequence_length" if args.sequence_length is not None else f"its {facts['length_source']}"
+                if facts.get("length_source") else "the default", oracle_seed,
+                "" if args.oracle_seed is not None else " (the default; pass --oracle_seed for another)")
 
     from transformers import AutoModelForCausalLM
 
     from .oracle import OracleEvaluator, OracleTask
 
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir).eval()
-    task = None
+    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model").eval()
     if args.references is None:
+        # A seeded oracle is built as training built it (a .npz or folder carries its own shape).
+        shape = {key: settings[f"oracle_{key}"] for key in ("embedding_dim", "hidden_dim")
+                 if oracle_params is None and settings.get(f"oracle_{key}")}
         task = OracleTask.create(
-            seed=args.oracle_seed, num_train=1, num_test=args.num_test,  # the test set's seed ignores num_train
-            oracle_params=args.oracle_params, sequence_length=args.sequence_length, vocab_size=args.vocab_size,
+            seed=oracle_seed, num_train=1, num_test=num_test,  # the test set's seed ignores num_train
+            oracle_params=oracle_params, sequence_length=sequence_length, vocab_size=vocab_size, **shape,
         )
+        model_vocab, oracle_vocab = model.config.vocab_size, task.oracle.config.vocab_size
+        if model_vocab != oracle_vocab:
+            raise CLIError(f"the model has {model_vocab} token ids but the oracle {oracle_vocab}",
+                           "--oracle_params" if oracle_params else "--vocab_size",
+                           "score it against the oracle it was trained on (its --vocab_size and --oracle_seed, "
+                           "or --oracle_params)")
     if not args.sweep:
-        result = OracleEvaluator(task, num_samples=args.num_samples, seed=args.seed)(model)
+        result = OracleEvaluator(task, num_samples=num_samples, seed=args.seed)(model)
     else:
         from .sweep import DEFAULT_TEMPERATURES, plot_sweeps, temperature_sweep
 
-        temperatures = DEFAULT_TEMPERATURES
-        if args.temperatures:
-            try:
-                temperatures = [float(value) for value in args.temperatures.split(",") if value.strip()]
-            except ValueError:
-                parser.error(f"--temperatures {args.temperatures!r}: expected comma-separated numbers")
         references = tokenizer = None
         if args.references is not None:
             from transformers import AutoTokenizer
 
             with open(args.references) as handle:
                 references = [line.strip() for line in handle if line.strip()]
-            tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+            tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, args.model_dir, "--references",
+                                               "tokenizer")
         elif args.bleu:
             references = task.test.tolist()  # held-out oracle data, never the training set
         result = temperature_sweep(
-            model, temperatures, task=task, references=references, tokenizer=tokenizer,
-            num_samples=args.num_samples, sequence_length=args.sequence_length, max_order=args.max_order,
+            model, temperatures or DEFAULT_TEMPERATURES, task=task, references=references, tokenizer=tokenizer,
+            num_samples=num_samples, sequence_length=sequence_length, max_order=args.max_order,
             seed=args.seed,
         )
         result["model"] = args.model_dir
@@ -352,18 +458,24 @@ COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate}
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `seqgan-hf` console script (no arguments: train the embedded default)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the `seqgan-hf` console script (no arguments: train the embedded default).
+
+    A user error ends the command with one `error: ...` line on stderr and exit status 2; `--debug` anywhere on
+    the command line re-raises it with its traceback. Unexpected exceptions (bugs) always show theirs."""
+    argv, debug = checks.split_debug(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not argv:
-        COMMANDS["train"]([])
-        return
-    if argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return
-    if argv[0] not in COMMANDS:
-        raise SystemExit(f"error: unknown command {argv[0]!r}; use one of {sorted(COMMANDS)} (see --help).")
-    COMMANDS[argv[0]](argv[1:])
+    try:
+        if argv and argv[0] in ("-h", "--help"):
+            print(__doc__)
+            return
+        if argv and argv[0] not in COMMANDS:
+            raise CLIError(f"unknown command {argv[0]!r}", "command", f"use one of {', '.join(COMMANDS)} (see --help)")
+        COMMANDS[argv[0] if argv else "train"](argv[1:])
+    except checks.user_error_types() as error:
+        if debug:
+            raise
+        print(checks.error_line(error), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

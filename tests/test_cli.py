@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from seqgan_hf.cli import QUICK_DEFAULTS, _parse_train_args
+from seqgan_hf.cli_checks import CLIError
 from tests.builders import CORPUS, train_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +61,7 @@ def test_flags_override_the_yaml(tmp_path):
 def test_unknown_yaml_field_is_refused(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("rollout_number: 3\n")
-    with pytest.raises(SystemExit, match="rollout_number"):
+    with pytest.raises(CLIError, match="rollout_number.*did you mean rollout_num"):
         _parse_train_args(["--config", str(recipe)])
 
 
