@@ -58,7 +58,12 @@ _DATA_SEED_OFFSET = 1_299_709
 
 def _load(model_or_path, auto_class, what: str):
     if isinstance(model_or_path, str | os.PathLike):
-        return auto_class.from_pretrained(model_or_path)
+        path = os.fspath(model_or_path)
+        if not os.path.exists(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/"
+                                         and os.sep in path):
+            raise FileNotFoundError(f"{what}={path!r} does not exist: pass a folder written by save_pretrained "
+                                    "(check the path), or a Hub id such as 'owner/name'.")
+        return auto_class.from_pretrained(path)
     if not isinstance(model_or_path, nn.Module):
         raise TypeError(f"{what} must be a PreTrainedModel or a path / Hub id, got {type(model_or_path).__name__}.")
     return model_or_path
@@ -110,6 +115,8 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         args = args if args is not None else SeqGANConfig()
         if not isinstance(args, SeqGANConfig):
             raise TypeError(f"args must be a SeqGANConfig, got {type(args).__name__}: build one with SeqGANConfig(...).")
+        if args.should_save:  # before anything else: transformers.Trainer creates the folder on its own
+            run_dir.check_writable(args.output_dir)
         model = _load(model, AutoModelForCausalLM, "model")
         if discriminator is not None:
             discriminator = _load(discriminator, AutoModelForSequenceClassification, "discriminator")
@@ -193,8 +200,6 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self._prepared = False
         self._train_started = False
         self.run_id: str | None = None  # the run that owns output_dir (`seqgan_hf.run_dir`), set by train()
-        if self.args.should_save:
-            run_dir.check_writable(self.args.output_dir)
         self._configure_generation_defaults()
 
     # ---- setup -----------------------------------------------------------------------------------------
