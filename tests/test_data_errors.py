@@ -104,6 +104,28 @@ def test_a_bad_byte_far_into_the_file_is_still_found(tmp_path):
         load_train_file(str(path))
 
 
+def test_a_nul_byte_past_the_first_block_is_still_found(tmp_path):
+    """Past the 8 KiB sniffed up front, a NUL byte is caught on its line (it is valid UTF-8, so it would load)."""
+    path = tmp_path / "late_nul.txt"
+    path.write_bytes(b"the cat\n" * 2000 + b"x\0y\n")
+    with pytest.raises(ValueError, match=r"looks binary \(a NUL byte on line 2001, byte offset 16001\)"):
+        load_train_file(str(path))
+
+
+def test_datasets_errors_never_reach_the_user(tmp_path, monkeypatch):
+    """Whatever the scan misses and `datasets` then fails on comes back as a ValueError naming --train_file."""
+    path = tmp_path / "corpus.txt"
+    path.write_text("the cat\n")
+
+    def failing_load(*args, **kwargs):
+        raise datasets.exceptions.DatasetGenerationError("An error occurred while generating the dataset")
+
+    monkeypatch.setattr(datasets, "load_dataset", failing_load)
+    with pytest.raises(ValueError, match=r"--train_file '.*corpus.txt': `datasets` could not read it "
+                                         r"\(DatasetGenerationError: An error occurred.*\)\. Pass a text file"):
+        load_train_file(str(path))
+
+
 # What loads today keeps loading: text (blank lines skipped), JSON Lines (BOM, blank lines), a pretty-printed
 # JSON list, gzip files, save_to_disk directories, a DatasetDict's train split.
 GOOD_FILES = [
