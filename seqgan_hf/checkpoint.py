@@ -138,6 +138,16 @@ class CheckpointMixin:
     def _optimizer_names(self) -> list[str]:
         return ["mle", "generator"] + (["discriminator"] if self.discriminator is not None else [])
 
+    def _check_weights_finite(self, where: str) -> None:
+        bad = [f"generator.{n}" for n in non_finite_parameters(self.full_model("generator"))]
+        if self.discriminator is not None:
+            bad += [f"discriminator.{n}" for n in non_finite_parameters(self.full_model("discriminator"))]
+        if bad:
+            raise NonFiniteError(
+                f"Refusing to {where}: non-finite values in {bad[:5]}{' ...' if len(bad) > 5 else ''}. Nothing was "
+                "written; the last checkpoint (if any) holds the last finite weights."
+            )
+
     def _seqgan_state(self) -> dict:
         """Everything besides weights and RNGs that the run needs to continue.
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
+from torch import nn
 from transformers import GenerationMixin
 
 
@@ -168,3 +170,17 @@ def _eval_mode(module):
         yield
     finally:
         module.train(was_training)
+
+
+def load_model(model_or_path, auto_class, what: str):
+    """`model_or_path` itself, or loaded with `auto_class`; a missing local path is named as such."""
+    if isinstance(model_or_path, str | os.PathLike):
+        path = os.fspath(model_or_path)
+        if not os.path.exists(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/"
+                                         and os.sep in path):
+            raise FileNotFoundError(f"{what}={path!r} does not exist: pass a folder written by save_pretrained "
+                                    "(check the path), or a Hub id such as 'owner/name'.")
+        return auto_class.from_pretrained(path)
+    if not isinstance(model_or_path, nn.Module):
+        raise TypeError(f"{what} must be a PreTrainedModel or a path / Hub id, got {type(model_or_path).__name__}.")
+    return model_or_path

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .data import SEQUENCE_OVERFLOW
+
 ROLLOUT_POLICIES = ("generator", "delayed")
 REWARD_BASELINES = ("none", "batch_mean", "moving_average")
-SEQUENCE_OVERFLOW = ("truncate", "drop", "error")
 
 
 @dataclass

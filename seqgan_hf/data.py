@@ -21,9 +21,10 @@ import datasets
 import pyarrow
 import torch
 
-from .config import SEQUENCE_OVERFLOW
-
 logger = logging.getLogger(__name__)
+
+#: What to do with training sequences longer than sequence_length (`SeqGANConfig.sequence_overflow`).
+SEQUENCE_OVERFLOW = ("truncate", "drop", "error")
 
 # Warn when more than this fraction of a text dataset's tokens are the tokenizer's unknown token.
 UNK_WARNING_FRACTION = 0.5

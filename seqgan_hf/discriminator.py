@@ -49,6 +49,19 @@ class DiscriminatorAdapter:
         self.retokenize = discriminator_tokenizer is not None
         self.max_length = max_length
 
+    @classmethod
+    def for_discriminator(cls, discriminator: torch.nn.Module, eos_token_id: int | None, pad_token_id: int | None,
+                          generator_tokenizer=None, discriminator_tokenizer=None,
+                          max_length: int = 512) -> DiscriminatorAdapter:
+        """The adapter for `discriminator`: its labels and pad id; the tokenizers only when D has its own."""
+        d_pad = getattr(discriminator.config, "pad_token_id", None)
+        return cls(
+            num_labels=discriminator.config.num_labels, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            discriminator_pad_token_id=d_pad if d_pad is not None else pad_token_id,
+            generator_tokenizer=generator_tokenizer if discriminator_tokenizer is not None else None,
+            discriminator_tokenizer=discriminator_tokenizer, max_length=max_length,
+        )
+
     def encode(self, sequences: torch.LongTensor, device: torch.device) -> dict[str, torch.Tensor]:
         """Discriminator inputs for generator sequences [R, T] (EOS kept, everything after it dropped)."""
         sequences, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)

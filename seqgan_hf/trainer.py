@@ -40,8 +40,8 @@ from transformers.trainer_utils import TrainOutput, speed_metrics
 from . import checkpoint as ckpt
 from . import parallel, run_dir
 from .algorithm import SeqGAN
-from .checkpoint import CheckpointMixin, NonFiniteError
-from .checks import check_models, check_phases, probe_models, special_token_ids
+from .checkpoint import CheckpointMixin, NonFiniteError  # noqa: F401  (NonFiniteError: public here too)
+from .checks import check_models, check_phases, load_model, probe_models, special_token_ids
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset
 from .discriminator import DiscriminatorAdapter
@@ -54,19 +54,6 @@ PHASES = {"mle": 1, "discriminator_pretrain": 2, "adversarial": 3}
 # Offsets that give every process its own sampling and data streams, distinct from set_seed(seed)'s.
 _SAMPLING_SEED_OFFSET = 104_729
 _DATA_SEED_OFFSET = 1_299_709
-
-
-def _load(model_or_path, auto_class, what: str):
-    if isinstance(model_or_path, str | os.PathLike):
-        path = os.fspath(model_or_path)
-        if not os.path.exists(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/"
-                                         and os.sep in path):
-            raise FileNotFoundError(f"{what}={path!r} does not exist: pass a folder written by save_pretrained "
-                                    "(check the path), or a Hub id such as 'owner/name'.")
-        return auto_class.from_pretrained(path)
-    if not isinstance(model_or_path, nn.Module):
-        raise TypeError(f"{what} must be a PreTrainedModel or a path / Hub id, got {type(model_or_path).__name__}.")
-    return model_or_path
 
 
 class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
@@ -117,9 +104,9 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             raise TypeError(f"args must be a SeqGANConfig, got {type(args).__name__}: build one with SeqGANConfig(...).")
         if args.should_save:  # before anything else: transformers.Trainer creates the folder on its own
             run_dir.check_writable(args.output_dir)
-        model = _load(model, AutoModelForCausalLM, "model")
+        model = load_model(model, AutoModelForCausalLM, "model")
         if discriminator is not None:
-            discriminator = _load(discriminator, AutoModelForSequenceClassification, "discriminator")
+            discriminator = load_model(discriminator, AutoModelForSequenceClassification, "discriminator")
         check_models(model, discriminator, processing_class, discriminator_processing_class)
         probe_models(model, discriminator, processing_class)
 
@@ -129,7 +116,6 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                         eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
                         vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow)
         self.real = encode_dataset(train_dataset, **encoding)
-        args.remove_unused_columns = False  # the MLE collator reads `length`, which the model does not take
 
         if args.disable_dropout:
             _disable_dropout(model)
@@ -150,18 +136,10 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         )
         self.discriminator = discriminator.to(self.args.device) if discriminator is not None else None
         self.discriminator_processing_class = discriminator_processing_class
-        self.discriminator_adapter: DiscriminatorAdapter | None = None
-        if discriminator is not None:
-            d_pad = getattr(discriminator.config, "pad_token_id", None)
-            self.discriminator_adapter = DiscriminatorAdapter(
-                num_labels=discriminator.config.num_labels,
-                eos_token_id=self.eos_token_id,
-                pad_token_id=self.pad_token_id,
-                discriminator_pad_token_id=d_pad if d_pad is not None else self.pad_token_id,
-                generator_tokenizer=processing_class if discriminator_processing_class is not None else None,
-                discriminator_tokenizer=discriminator_processing_class,
-                max_length=args.discriminator_max_length or 4 * args.sequence_length,
-            )
+        self.discriminator_adapter = DiscriminatorAdapter.for_discriminator(
+            discriminator, self.eos_token_id, self.pad_token_id, processing_class, discriminator_processing_class,
+            max_length=args.discriminator_max_length or 4 * args.sequence_length,
+        ) if discriminator is not None else None
         # The runtime (one process / DDP, FSDP2 or DeepSpeed), chosen once; it holds the models from train() on.
         self.runtime = select_runtime(self.accelerator, args.max_grad_norm, self._position,
                                       user_optimizer=self.optimizer is not None)
@@ -177,12 +155,8 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self.data_rng = torch.Generator(device="cpu")
         self.data_rng.manual_seed(args.seed * 7919 + _DATA_SEED_OFFSET * (rank + 1))
         self.rollout_engine = RolloutEngine(
-            bos_token_id=self.bos_token_id,
-            sequence_length=args.sequence_length,
-            rollout_num=args.rollout_num,
-            temperature=args.temperature,
-            rollout_batch_size=args.rollout_batch_size,
-            score_batch_size=args.score_batch_size,
+            self.bos_token_id, args.sequence_length, args.rollout_num, temperature=args.temperature,
+            rollout_batch_size=args.rollout_batch_size, score_batch_size=args.score_batch_size,
         )
         self.algorithm = SeqGAN(
             args, self.runtime, self.rollout_engine, self.reward, self.discriminator_adapter, self.real,
@@ -522,16 +496,6 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self.log(logs)
 
     # ---- saving ------------------------------------------------------------------------------------------
-
-    def _check_weights_finite(self, where: str) -> None:
-        bad = [f"generator.{n}" for n in ckpt.non_finite_parameters(self.full_model("generator"))]
-        if self.discriminator is not None:
-            bad += [f"discriminator.{n}" for n in ckpt.non_finite_parameters(self.full_model("discriminator"))]
-        if bad:
-            raise NonFiniteError(
-                f"Refusing to {where}: non-finite values in {bad[:5]}{' ...' if len(bad) > 5 else ''}. Nothing was "
-                "written; the last checkpoint (if any) holds the last finite weights."
-            )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the generator (and tokenizer) to `output_dir` and the discriminator to `output_dir/discriminator`.
