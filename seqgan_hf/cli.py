@@ -8,8 +8,8 @@
 
 `train` reads a YAML recipe as defaults and lets flags override them; without `--config` the defaults are
 the embedded recipe `QUICK_DEFAULTS` (the same values as `recipes/oracle_quick.yaml`), so `seqgan-hf` with
-no arguments runs the demo. It writes the task settings it used to `<output_dir>/seqgan_cli.json` when training
-starts; `sample` and `evaluate` take their defaults from there (flags still win).
+no arguments runs the demo. It writes the task settings it used to `<output_dir>/seqgan_cli.json` when
+training starts; `sample` and `evaluate` take their defaults from there (flags still win).
 
 Every input is checked before any work; a bad one ends the command with one line, `error: <what> (<argument>):
 <fix>`, and exit status 2. `--debug` (anywhere on the line) shows the traceback instead.
@@ -101,7 +101,7 @@ class ScriptArguments:
 
 
 def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
-    """Flags over the recipe (`--config`, else `QUICK_DEFAULTS`), every value checked before anything is built."""
+    """Flags over the recipe (`--config`, else `QUICK_DEFAULTS`), all checked before anything is built."""
     parser = HfArgumentParser((ScriptArguments, SeqGANConfig), prog="seqgan-hf train")
     pre = argparse.ArgumentParser(prog="seqgan-hf train", add_help=False)
     pre.add_argument("--config", default=None)
@@ -156,7 +156,7 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
 
 
 def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab_size: int, task) -> dict:
-    """What defines the task a run trained on, for `sample` / `evaluate` to default to (local paths absolute)."""
+    """What defines the task a run trained on, for `sample` / `evaluate` to default to (paths absolute)."""
     def where(value: str | None, keyword: str | None = None) -> str | None:
         if value is None or value == keyword or not checks.looks_local(value):
             return value
@@ -178,14 +178,16 @@ def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab
     if task is not None:
         settings.update(
             oracle_seed=script_args.oracle_seed, oracle_params=where(script_args.oracle_params),
-            oracle_embedding_dim=task.oracle.config.embedding_dim, oracle_hidden_dim=task.oracle.config.hidden_dim,
-            num_train=script_args.num_train, num_test=script_args.num_test, eval_samples=script_args.eval_samples,
+            oracle_embedding_dim=task.oracle.config.embedding_dim,
+            oracle_hidden_dim=task.oracle.config.hidden_dim,
+            num_train=script_args.num_train, num_test=script_args.num_test,
+            eval_samples=script_args.eval_samples,
         )
     return settings
 
 
 class _SaveSettings(TrainerCallback):
-    """Writes `seqgan_cli.json` when training starts (after the trainer's own checks), so a crashed run has it."""
+    """Writes `seqgan_cli.json` as training starts (after the trainer's own checks): a crashed run has it."""
 
     def __init__(self, settings: dict):
         self.settings = settings
@@ -219,14 +221,14 @@ def train(argv: list[str]) -> dict:
         train_dataset = load_train_file(script_args.train_file) if script_args.train_file else task.train_dataset()
         evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples)
     else:  # "text" (the task was checked with the arguments)
-        tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer, "--tokenizer",
-                                           "tokenizer")
+        tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer,
+                                           "--tokenizer", "tokenizer")
         vocab_size = len(tokenizer)
         train_dataset = load_train_file(script_args.train_file)
         if script_args.discriminator_tokenizer:
             discriminator_tokenizer = checks.load_pretrained(
-                AutoTokenizer.from_pretrained, script_args.discriminator_tokenizer, "--discriminator_tokenizer",
-                "tokenizer")
+                AutoTokenizer.from_pretrained, script_args.discriminator_tokenizer,
+                "--discriminator_tokenizer", "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
     trainer = SeqGANTrainer(
@@ -302,7 +304,8 @@ def sample(argv: list[str]) -> None:
     if args.max_new_tokens is not None:
         at_least(args.max_new_tokens, 1, "--max_new_tokens", "sample at least one token")
     if args.temperature is not None and not args.temperature > 0:
-        raise CLIError(f"temperature is {args.temperature}", "--temperature", "use a positive temperature, e.g. 1.0")
+        raise CLIError(f"temperature is {args.temperature}", "--temperature",
+                       "use a positive temperature, e.g. 1.0")
     settings, source, facts = _trained_settings(args.model_dir)
     if args.text and (settings.get("task") == "oracle" or
                       os.path.isdir(args.model_dir) and not checks.has_tokenizer(args.model_dir)):
@@ -320,7 +323,8 @@ def sample(argv: list[str]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     set_seed(args.seed)
-    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model").eval()
+    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model")
+    model.eval()
     tokenizer = (checks.load_pretrained(AutoTokenizer.from_pretrained, args.model_dir, "--text", "tokenizer")
                  if args.text else None)
     generation_config = model.generation_config
@@ -360,7 +364,7 @@ def evaluate(argv: list[str]) -> dict:
     else to the model's config."""
     parser = argparse.ArgumentParser(prog="seqgan-hf evaluate", description=evaluate.__doc__)
     parser.add_argument("model_dir", help="a folder written by `seqgan-hf train` (or save_pretrained)")
-    parser.add_argument("--oracle_seed", type=int, default=None, help="default: the one training used, else 0")
+    parser.add_argument("--oracle_seed", type=int, default=None, help="default: the trained one, else 0")
     parser.add_argument("--oracle_params", default=None, help="oracle .npz (paper layout) or save_pretrained dir")
     parser.add_argument("--vocab_size", type=int, default=None, help="default: the model's vocabulary")
     parser.add_argument("--num_test", type=int, default=None, help="held-out oracle sequences for NLL_test")
@@ -385,30 +389,25 @@ def evaluate(argv: list[str]) -> dict:
     task = None
     sequence_length = checks.pick(args, "sequence_length", settings, "sequence_length", source,
                                   facts.get("sequence_length") or 20, warn_if_differs=True)
-    num_samples = checks.pick(args, "num_samples", settings, "eval_samples", source, 10_000, warn_if_differs=False)
+    num_samples = checks.pick(args, "num_samples", settings, "eval_samples", source, 10_000,
+                              warn_if_differs=False)
     if args.references is None:
         if settings.get("task") == "text":
-            raise CLIError(f"{args.model_dir} was trained on the text task, which has no oracle", "--references",
-                           "score it with --sweep --references <held-out text file>")
+            raise CLIError(f"{args.model_dir} was trained on the text task, which has no oracle",
+                           "--references", "score it with --sweep --references <held-out text file>")
         oracle_seed, oracle_params = checks.oracle_choice(args, settings, source)
         vocab_size = checks.pick(args, "vocab_size", settings, "vocab_size", source,
                                  facts.get("vocab_size") or 5000, warn_if_differs=True)
         num_test = checks.pick(args, "num_test", settings, "num_test", source, 10_000, warn_if_differs=False)
         if not settings:
-            logger.info(
-                "%s has no %s (not trained by `seqgan-hf train`): vocab_size %d from %s, sequence_length %d from %s, "
-                "oracle_seed %d%s.", args.model_dir, checks.SETTINGS_NAME, vocab_size,
-                "--vocab_size" if args.vocab_size is not None else "its config.json" if facts.get("vocab_size")
-                else "the default", sequence_length,
-                "--sequence_length" if args.sequence_length is not None else f"its {facts['length_source']}"
-                if facts.get("length_source") else "the default", oracle_seed,
-                "" if args.oracle_seed is not None else " (the default; pass --oracle_seed for another)")
+            _log_fallback(args, facts, vocab_size, sequence_length, oracle_seed)
 
     from transformers import AutoModelForCausalLM
 
     from .oracle import OracleEvaluator, OracleTask
 
-    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model").eval()
+    model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model")
+    model.eval()
     if args.references is None:
         # A seeded oracle is built as training built it (a .npz or folder carries its own shape).
         shape = {key: settings[f"oracle_{key}"] for key in ("embedding_dim", "hidden_dim")
@@ -421,8 +420,8 @@ def evaluate(argv: list[str]) -> dict:
         if model_vocab != oracle_vocab:
             raise CLIError(f"the model has {model_vocab} token ids but the oracle {oracle_vocab}",
                            "--oracle_params" if oracle_params else "--vocab_size",
-                           "score it against the oracle it was trained on (its --vocab_size and --oracle_seed, "
-                           "or --oracle_params)")
+                           "score it against the oracle it was trained on (its --vocab_size and "
+                           "--oracle_seed, or --oracle_params)")
     if not args.sweep:
         result = OracleEvaluator(task, num_samples=num_samples, seed=args.seed)(model)
     else:
@@ -439,9 +438,9 @@ def evaluate(argv: list[str]) -> dict:
         elif args.bleu:
             references = task.test.tolist()  # held-out oracle data, never the training set
         result = temperature_sweep(
-            model, temperatures or DEFAULT_TEMPERATURES, task=task, references=references, tokenizer=tokenizer,
-            num_samples=num_samples, sequence_length=sequence_length, max_order=args.max_order,
-            seed=args.seed,
+            model, temperatures or DEFAULT_TEMPERATURES, task=task, references=references,
+            tokenizer=tokenizer, num_samples=num_samples, sequence_length=sequence_length,
+            max_order=args.max_order, seed=args.seed,
         )
         result["model"] = args.model_dir
         if args.plot:
@@ -454,14 +453,29 @@ def evaluate(argv: list[str]) -> dict:
     return result
 
 
+def _log_fallback(args: argparse.Namespace, facts: dict, vocab_size: int, sequence_length: int,
+                  oracle_seed: int) -> None:
+    """Say where `evaluate` took the task from for a model `seqgan-hf train` did not write settings for."""
+    def origin(flag: str, found: bool, where: str) -> str:
+        return flag if getattr(args, flag.lstrip("-")) is not None else where if found else "the default"
+
+    logger.info(
+        "%s has no %s (not trained by `seqgan-hf train`): vocab_size %d from %s, sequence_length %d from %s, "
+        "oracle_seed %d from %s.", args.model_dir, checks.SETTINGS_NAME,
+        vocab_size, origin("--vocab_size", bool(facts.get("vocab_size")), "its config.json"), sequence_length,
+        origin("--sequence_length", bool(facts.get("length_source")), f"its {facts.get('length_source')}"),
+        oracle_seed, origin("--oracle_seed", False, ""),
+    )
+
+
 COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate}
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `seqgan-hf` console script (no arguments: train the embedded default).
 
-    A user error ends the command with one `error: ...` line on stderr and exit status 2; `--debug` anywhere on
-    the command line re-raises it with its traceback. Unexpected exceptions (bugs) always show theirs."""
+    A user error ends the command with one `error: ...` line on stderr and exit status 2; `--debug` anywhere
+    on the command line re-raises it with its traceback. Unexpected exceptions (bugs) always show theirs."""
     argv, debug = checks.split_debug(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -469,7 +483,8 @@ def main(argv: list[str] | None = None) -> None:
             print(__doc__)
             return
         if argv and argv[0] not in COMMANDS:
-            raise CLIError(f"unknown command {argv[0]!r}", "command", f"use one of {', '.join(COMMANDS)} (see --help)")
+            raise CLIError(f"unknown command {argv[0]!r}", "command",
+                           f"use one of {', '.join(COMMANDS)} (see --help)")
         COMMANDS[argv[0] if argv else "train"](argv[1:])
     except checks.user_error_types() as error:
         if debug:

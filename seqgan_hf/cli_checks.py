@@ -72,7 +72,7 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-# ---- recipes -------------------------------------------------------------------------------------------------
+# ---- recipes ----------------------------------------------------------------------------------------------
 
 def load_recipe(path: str) -> dict:
     """The YAML recipe at `path` as a dict, refusing anything that is not a non-empty mapping."""
@@ -102,13 +102,14 @@ def check_recipe(recipe: dict, dataclass_types: tuple[type, ...], accepted: set[
     hints: dict[str, object] = {}
     for cls in dataclass_types:
         type_hints = typing.get_type_hints(cls)
-        hints.update({item.name: type_hints[item.name] for item in fields(cls) if item.init and item.name in accepted})
+        hints.update({item.name: type_hints[item.name] for item in fields(cls)
+                      if item.init and item.name in accepted})
     unknown = [str(key) for key in recipe if key not in hints]
     if unknown:
         guesses = sorted({match for key in unknown for match in difflib.get_close_matches(key, hints, n=1)})
         hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
-        raise CLIError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {source}", "--config",
-                       f"{hint}`seqgan-hf train --help` lists every field")
+        raise CLIError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {source}",
+                       "--config", f"{hint}`seqgan-hf train --help` lists every field")
     checked = {}
     for key, value in recipe.items():
         ok, checked[key] = _conform(value, hints[key])
@@ -121,7 +122,8 @@ def check_recipe(recipe: dict, dataclass_types: tuple[type, ...], accepted: set[
 def _type_fix(key: str, value, hint) -> str:
     """How to write `key` so that it fits `hint`, guessed from the value that did not."""
     if isinstance(value, bool):
-        return f"write `{key}: <{_describe(hint)}>`; quote words like 'no', 'on', 'off' (YAML reads them as booleans)"
+        return (f"write `{key}: <{_describe(hint)}>`; quote words like 'no', 'on', 'off' (YAML reads them as "
+                "booleans)")
     if not isinstance(value, list) and _conform([value], hint)[0]:
         return f"write a list: `{key}: [{_yaml(value)}]`"
     if isinstance(value, float) and math.isfinite(value) and _conform(round(value), hint)[0]:
@@ -193,7 +195,8 @@ def _describe(hint) -> str:
         return text + (" or null" if len(arms) < len(args) else "")
     if origin is list:
         item = args[0] if args else None
-        return "a list of " + {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(item, "values")
+        items = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+        return "a list of " + items.get(item, "values")
     if origin is typing.Literal:
         return "one of " + ", ".join(map(repr, args))
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
@@ -211,7 +214,7 @@ def _kind(value) -> str:
             dict: "a mapping"}.get(type(value), f"a {type(value).__name__}")
 
 
-# ---- paths ---------------------------------------------------------------------------------------------------
+# ---- paths ------------------------------------------------------------------------------------------------
 
 def looks_local(value: str) -> bool:
     """Whether `value` names a local path rather than a Hub id: it exists, starts like a path (`.`, `/`, `~`),
@@ -246,7 +249,8 @@ def check_input_file(path: str, argument: str, kind: str, *, folder_ok: bool = F
         raise CLIError(f"{kind} {path!r} does not exist", argument, "check the path (relative paths start at "
                        f"the current folder, {os.getcwd()})")
     if os.path.isdir(path) and not folder_ok:
-        raise CLIError(f"{kind} {path!r} is a folder, not a file", argument, f"pass the path of the {kind} file")
+        raise CLIError(f"{kind} {path!r} is a folder, not a file", argument,
+                       f"pass the path of the {kind} file")
 
 
 def check_oracle_params(path: str, argument: str = "--oracle_params") -> None:
@@ -268,9 +272,9 @@ def load_pretrained(load, value: str, argument: str, kind: str):
         if looks_local(value):
             raise CLIError(f"could not load the {kind} from {value!r}: {message}", argument,
                            "pass a folder written by save_pretrained") from error
-        raise CLIError(f"the {kind} {value!r} is no local folder, and loading it from the Hub failed: {message}",
-                       argument, "check the path or Hub id (with HF_HUB_OFFLINE=1 only cached Hub models load)"
-                       ) from error
+        raise CLIError(
+            f"the {kind} {value!r} is no local folder, and loading it from the Hub failed: {message}",
+            argument, "check the path or Hub id (with HF_HUB_OFFLINE=1 only cached models load)") from error
 
 
 def check_writable_file(path: str, argument: str) -> None:
@@ -278,7 +282,8 @@ def check_writable_file(path: str, argument: str) -> None:
     file, and the file, if it exists, must open for writing (a probe: permissions alone miss e.g. root)."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CLIError(f"{path!r} is a folder", argument, f"give a file path, e.g. {os.path.join(path, 'out.txt')}")
+        raise CLIError(f"{path!r} is a folder", argument,
+                       f"give a file path, e.g. {os.path.join(path, 'out.txt')}")
     if not os.path.isdir(folder):
         raise CLIError(f"the folder {folder!r} of {path!r} does not exist", argument,
                        f"create it first (mkdir -p {folder}) or choose another path")
@@ -295,15 +300,12 @@ def check_writable_file(path: str, argument: str) -> None:
 
 def check_output_dir(path: str, argument: str = "--output_dir") -> None:
     """`output_dir` must be a folder, or creatable in a writable one: found now, not when saving the model."""
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise CLIError(f"output_dir {path!r} is a file", argument, "choose a folder path")
-    existing = path
+    path = existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise CLIError(f"output_dir {path!r} cannot be created: {existing!r} is a file", argument,
-                       "choose a folder path")
+        problem = "is a file" if existing == path else f"cannot be created: {existing!r} is a file"
+        raise CLIError(f"output_dir {path!r} {problem}", argument, "choose a folder path")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
@@ -313,8 +315,8 @@ def check_output_dir(path: str, argument: str = "--output_dir") -> None:
 
 
 def check_fresh_output_dir(config: SeqGANConfig) -> None:
-    """The trainer refuses, in `train()`, a folder holding another run unless resumed or overwritten; asked here
-    too, so the refusal comes before the CLI's untrained evaluation rather than after it."""
+    """The trainer refuses, in `train()`, a folder holding another run unless resumed or overwritten; asked
+    here too, so the refusal comes before the CLI's untrained evaluation rather than after it."""
     from . import run_dir
 
     if config.resume_from_checkpoint or config.overwrite_output_dir or not os.path.isdir(config.output_dir):
@@ -334,7 +336,7 @@ def at_least(value: int | float, minimum: int | float, argument: str, fix: str) 
         raise CLIError(f"{argument.lstrip('-')} is {value}, below {minimum}", argument, fix)
 
 
-# ---- the commands' arguments ---------------------------------------------------------------------------------
+# ---- the commands' arguments ------------------------------------------------------------------------------
 
 def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None:
     """The script arguments' values and paths (SeqGANConfig checks its own fields when built)."""
@@ -346,9 +348,9 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
     at_least(script_args.oracle_seed, 0, "--oracle_seed", "use a seed >= 0")
     if script_args.task == "oracle":
         at_least(script_args.num_train, 1, "--num_train", "sample at least one training sequence, e.g. 10000")
-        at_least(script_args.num_test, 1, "--num_test", "hold out at least one sequence for NLL_test, e.g. 10000")
+        at_least(script_args.num_test, 1, "--num_test", "hold out at least one sequence, e.g. 10000")
         at_least(script_args.eval_samples, 1, "--eval_samples", "score at least one sample, e.g. 10000")
-        at_least(script_args.vocab_size, 2, "--vocab_size", "give the oracle at least 2 tokens (the paper: 5000)")
+        at_least(script_args.vocab_size, 2, "--vocab_size", "use 2 tokens or more (the paper: 5000)")
     for name in ("generator_embedding_dim", "generator_hidden_dim", "discriminator_embedding_dim"):
         at_least(getattr(script_args, name), 1, f"--{name}", "use a positive size")
     if script_args.discriminator_num_labels not in (1, 2):
@@ -356,10 +358,10 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
                        "--discriminator_num_labels", "use 1 (sigmoid) or 2 (softmax)")
     sizes, counts = script_args.discriminator_filter_sizes, script_args.discriminator_num_filters
     if not sizes or len(sizes) != len(counts):
-        raise CLIError(f"{len(sizes)} filter widths but {len(counts)} filter counts", "--discriminator_num_filters",
-                       "give one count per width in --discriminator_filter_sizes")
-    for argument, values in (("--discriminator_filter_sizes", sizes), ("--discriminator_num_filters", counts)):
-        at_least(min(values), 1, argument, "use positive integers")
+        raise CLIError(f"{len(sizes)} filter widths but {len(counts)} filter counts",
+                       "--discriminator_num_filters", "give one count per --discriminator_filter_sizes width")
+    for name, values in (("discriminator_filter_sizes", sizes), ("discriminator_num_filters", counts)):
+        at_least(min(values), 1, f"--{name}", "use positive integers")
     if script_args.task == "text" and (script_args.train_file is None or script_args.tokenizer is None):
         missing = "--train_file" if script_args.train_file is None else "--tokenizer"
         raise CLIError("--task text needs a training file and a tokenizer", missing,
@@ -369,7 +371,8 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
     if script_args.oracle_params is not None:
         check_oracle_params(script_args.oracle_params)
     for name, keyword, kind in (("generator", "lstm", "generator"), ("discriminator", "cnn", "discriminator"),
-                                ("tokenizer", None, "tokenizer"), ("discriminator_tokenizer", None, "tokenizer")):
+                                ("tokenizer", None, "tokenizer"),
+                                ("discriminator_tokenizer", None, "tokenizer")):
         value = getattr(script_args, name)
         if value is not None and value != keyword:
             check_model_source(value, f"--{name}", kind, tokenizer=kind == "tokenizer")
@@ -382,12 +385,14 @@ def check_evaluate_args(args: argparse.Namespace) -> list[float] | None:
     if args.plot and not args.sweep:
         raise CLIError("--plot draws a sweep", "--plot", "add --sweep, or drop --plot")
     if args.references and not args.sweep:
-        raise CLIError("--references are scored by a sweep", "--references", "add --sweep, or drop --references")
+        raise CLIError("--references are scored by a sweep", "--references",
+                       "add --sweep, or drop --references")
     if args.bleu and (not args.sweep or args.references):
         raise CLIError("--bleu adds BLEU / Self-BLEU to an oracle --sweep", "--bleu",
                        "use it with --sweep and without --references (a text sweep has them already)")
     check_model_source(args.model_dir, "model_dir", "model")
-    for name, fix in (("num_test", "hold out at least one sequence"), ("num_samples", "score at least one sample"),
+    for name, fix in (("num_test", "hold out at least one sequence"),
+                      ("num_samples", "score at least one sample"),
                       ("sequence_length", "use a positive length"), ("max_order", "use 1 or more, e.g. 4")):
         if getattr(args, name) is not None:
             at_least(getattr(args, name), 1, f"--{name}", fix)
@@ -410,7 +415,7 @@ def check_evaluate_args(args: argparse.Namespace) -> list[float] | None:
         check_input_file(args.references, "--references", "references file")
         if os.path.isdir(args.model_dir) and not has_tokenizer(args.model_dir):
             raise CLIError(f"{args.model_dir} holds no tokenizer to decode samples for BLEU", "--references",
-                           "pass a text model (trained with --task text), or drop --references for the oracle")
+                           "pass a text model (trained with --task text), or drop --references (the oracle)")
     if args.oracle_params is not None:
         check_oracle_params(args.oracle_params)
     for name in ("output", "plot"):
@@ -419,7 +424,7 @@ def check_evaluate_args(args: argparse.Namespace) -> list[float] | None:
     return temperatures
 
 
-# ---- the settings training used ------------------------------------------------------------------------------
+# ---- the settings training used ---------------------------------------------------------------------------
 
 def write_settings(output_dir: str, settings: dict) -> None:
     """`output_dir/seqgan_cli.json` (written whole, then renamed: never half a file)."""
@@ -453,7 +458,8 @@ def read_settings(model_dir: str) -> tuple[dict | None, str | None]:
 
 def saved_model_facts(model_dir: str) -> dict:
     """What the saved config files tell without loading the model: `vocab_size`, `sequence_length` (the
-    generation config's `max_new_tokens`, else the config's `sequence_length`) and where the length came from."""
+    generation config's `max_new_tokens`, else the config's `sequence_length`) and where the length came
+    from."""
     facts: dict = {}
     for name in ("config.json", "generation_config.json"):
         path = os.path.join(model_dir, name)
@@ -495,8 +501,8 @@ def oracle_choice(args: argparse.Namespace, settings: dict, source: str | None) 
     trained = (f"oracle_params {trained_params}" if trained_params else f"oracle_seed {trained_seed}")
     if args.oracle_params is not None:
         if settings and os.path.abspath(args.oracle_params) != trained_params:
-            warn(f"--oracle_params {args.oracle_params} is not the oracle the model was trained on ({trained}, "
-                 f"{source}); scoring against {args.oracle_params}")
+            warn(f"--oracle_params {args.oracle_params} is not the oracle the model was trained on "
+                 f"({trained}, {source}); scoring against {args.oracle_params}")
         return args.oracle_seed or 0, args.oracle_params
     if args.oracle_seed is not None:
         if settings and (trained_params or args.oracle_seed != trained_seed):

@@ -1,9 +1,9 @@
-"""`seqgan-hf` refuses every bad input with one `error: <what> (<argument>): <fix>` line and exit status 2, before
-any work; `--debug` shows the traceback. `sample` / `evaluate` default to the settings training used
+"""`seqgan-hf` refuses every bad input with one `error: <what> (<argument>): <fix>` line and exit status 2,
+before any work; `--debug` shows the traceback. `sample` / `evaluate` default to the settings training used
 (`seqgan_cli.json`), else to the model's config.
 
-Everything runs in-process through `seqgan_hf.cli.main` (two subprocesses check the real console behaviour); one
-tiny model is trained per module, with a non-default sequence length, vocabulary and oracle seed.
+Everything runs in-process through `seqgan_hf.cli.main` (two subprocesses check the real console behaviour);
+one tiny model is trained per module, with a non-default sequence length, vocabulary and oracle seed.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from seqgan_hf.oracle import OracleTask
 from seqgan_hf.run_dir import OutputDirError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# recipes/oracle_smoke.yaml shrunk further; sequence_length, vocab_size and oracle_seed differ from the defaults.
+# recipes/oracle_smoke.yaml shrunk further; sequence_length, vocab_size and oracle_seed are not the defaults.
 TINY = [
     "--vocab_size", "30", "--num_train", "32", "--num_test", "32", "--eval_samples", "32",
-    "--sequence_length", "6", "--oracle_seed", "3", "--mle_epochs", "1", "--discriminator_pretrain_rounds", "1",
-    "--num_negatives", "16", "--adversarial_iterations", "1", "--rollout_num", "2",
+    "--sequence_length", "6", "--oracle_seed", "3", "--mle_epochs", "1",
+    "--discriminator_pretrain_rounds", "1", "--num_negatives", "16", "--adversarial_iterations", "1",
+    "--rollout_num", "2",
     "--discriminator_filter_sizes", "1", "2", "--discriminator_num_filters", "4", "4",
     "--discriminator_embedding_dim", "8", "--generator_embedding_dim", "8", "--generator_hidden_dim", "8",
     "--per_device_train_batch_size", "16", "--discriminator_batch_size", "16", "--disable_tqdm", "true",
@@ -65,8 +66,9 @@ def paths(tmp_path_factory) -> dict[str, str]:
         (root / f"{name}.yaml").write_text(text)
     (root / "empty_dir").mkdir()
     (root / "notes.txt").write_text("not an oracle\n")
-    return {"root": str(root), "run": str(run), "text_model": str(text_model), "empty_dir": str(root / "empty_dir"),
-            "a_file": str(root / "notes.txt"), **{name: str(root / f"{name}.yaml") for name in RECIPES}}
+    return {"root": str(root), "run": str(run), "text_model": str(text_model),
+            "empty_dir": str(root / "empty_dir"), "a_file": str(root / "notes.txt"),
+            **{name: str(root / f"{name}.yaml") for name in RECIPES}}
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -76,13 +78,15 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
     return exited.value.code, out, err
 
 
-def assert_one_error(code: int, err: str, names: str) -> str:
-    """Exit status 2, exactly one `error:` line naming `names`, no traceback; returns the line."""
+def assert_one_error(code: int, err: str, names: str | tuple[str, ...]) -> str:
+    """Exit status 2, exactly one `error:` line holding `names` (the argument, and what is wrong where two
+    checks could name it), no traceback; returns the line."""
     lines = [line for line in err.splitlines() if "error:" in line]
     assert code == 2, err
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert names in lines[0], lines[0]
+    for name in (names,) if isinstance(names, str) else names:
+        assert name in lines[0], lines[0]
     return lines[0]
 
 
@@ -91,12 +95,14 @@ def _fail(*args, **kwargs):
 
 
 T = ["train", *TINY, "--output_dir", "{out}"]
-# (argv with {placeholders}, what the error line must name). Train cases get a fresh {out} that must stay absent.
+# (argv with {placeholders}, what the error line must hold: the argument, and what is wrong where another
+# check would name the same argument). Train cases get a fresh {out} that must stay absent.
+MISSING = "does not exist"
 CASES = {
     # --config: the YAML is checked whole before anything is built
-    "yaml_list": (T + ["--config", "{list}"], "--config"),
-    "yaml_string": (T + ["--config", "{string}"], "--config"),
-    "yaml_empty": (T + ["--config", "{empty}"], "--config"),
+    "yaml_list": (T + ["--config", "{list}"], ("--config", "holds a list")),
+    "yaml_string": (T + ["--config", "{string}"], ("--config", "holds a string")),
+    "yaml_empty": (T + ["--config", "{empty}"], ("--config", "is empty")),
     "yaml_malformed": (T + ["--config", "{malformed}"], "line 2"),
     "yaml_float_for_int": (T + ["--config", "{float_for_int}"], "mle_epochs"),
     "yaml_string_for_float": (T + ["--config", "{string_for_float}"], "learning_rate"),
@@ -104,8 +110,9 @@ CASES = {
     "yaml_bool_for_string": (T + ["--config", "{bool_for_string}"], "save_strategy"),
     "yaml_scalar_for_list": (T + ["--config", "{scalar_for_list}"], "discriminator_filter_sizes"),
     "yaml_quoted_int": (T + ["--config", "{quoted_int}"], "num_train"),
-    "yaml_missing": (T + ["--config", "{root}/no_such.yaml"], "--config"),
-    "yaml_zero_num_train": (["train", "--config", "{zero_num_train}", "--output_dir", "{out}"], "--num_train"),
+    "yaml_missing": (T + ["--config", "{root}/no_such.yaml"], ("--config", MISSING)),
+    "yaml_zero_num_train": (["train", "--config", "{zero_num_train}", "--output_dir", "{out}"],
+                            "--num_train"),
     # train: script arguments
     "num_train_0": (T + ["--num_train", "0"], "--num_train"),
     "num_test_negative": (T + ["--num_test", "-1"], "--num_test"),
@@ -120,28 +127,35 @@ CASES = {
     "filter_counts_mismatch": (T + ["--discriminator_num_filters", "4"], "--discriminator_num_filters"),
     "rollout_num_0": (T + ["--rollout_num", "0"], "rollout_num"),  # SeqGANConfig's own check, one line too
     # train: paths, never reported as Hub or network problems
-    "train_file_missing": (T + ["--train_file", "{root}/no/such.txt"], "--train_file"),
-    "oracle_params_missing": (T + ["--oracle_params", "{root}/no_such.npz"], "--oracle_params"),
+    "train_file_missing": (T + ["--train_file", "{root}/no/such.txt"], ("--train_file", MISSING)),
+    "oracle_params_missing": (T + ["--oracle_params", "{root}/no_such.npz"], ("--oracle_params", MISSING)),
     "oracle_params_not_npz": (T + ["--oracle_params", "{a_file}"], "--oracle_params"),
-    "generator_missing": (T + ["--generator", "./no/such/dir"], "--generator"),
+    "generator_missing": (T + ["--generator", "./no/such/dir"], ("--generator", MISSING)),
     "generator_not_a_model": (T + ["--generator", "{empty_dir}"], "--generator"),
-    "discriminator_missing": (T + ["--discriminator", "/no/such/classifier"], "--discriminator"),
+    "discriminator_missing": (T + ["--discriminator", "/no/such/classifier"], ("--discriminator", MISSING)),
+    "generator_hub_id_unavailable": (T + ["--generator", "nobody/no-such-model"], "--generator"),
     "tokenizer_missing": (T + ["--task", "text", "--train_file", "{a_file}", "--tokenizer", "./no/tok"],
-                          "--tokenizer"),
-    "output_dir_is_a_file": (["train", *TINY, "--output_dir", "{a_file}"], "--output_dir"),
+                          ("--tokenizer", MISSING)),
+    "output_dir_is_a_file": (["train", *TINY, "--output_dir", "{a_file}"],
+                             ("--output_dir", "notes.txt' is a file")),
+    "output_dir_under_a_file": (["train", *TINY, "--output_dir", "{a_file}/run"],
+                                ("--output_dir", "cannot be created")),
     "output_dir_holds_a_run": (["train", *TINY, "--output_dir", "{run}"], "--output_dir"),
     # sample: all before the model is loaded
-    "sample_missing_model": (["sample", "{root}/no_such_run"], "model_dir"),
+    "sample_missing_model": (["sample", "{root}/no_such_run"], ("model_dir", MISSING)),
     "sample_not_a_model": (["sample", "{empty_dir}"], "model_dir"),
+    "sample_hub_id_unavailable": (["sample", "nobody/no-such-model"], "model_dir"),
     "sample_num_0": (["sample", "{run}", "--num", "0"], "--num"),
     "sample_batch_size_0": (["sample", "{run}", "--batch_size", "0"], "--batch_size"),
     "sample_max_new_tokens_0": (["sample", "{run}", "--max_new_tokens", "0"], "--max_new_tokens"),
     "sample_temperature_0": (["sample", "{run}", "--temperature", "0"], "--temperature"),
-    "sample_output_folder_missing": (["sample", "{run}", "--output", "{root}/no/such/samples.txt"], "--output"),
-    "sample_output_is_a_folder": (["sample", "{run}", "--output", "{empty_dir}"], "--output"),
+    "sample_output_folder_missing": (["sample", "{run}", "--output", "{root}/no/such/samples.txt"],
+                                     ("--output", MISSING)),
+    "sample_output_is_a_folder": (["sample", "{run}", "--output", "{empty_dir}"],
+                                  ("--output", "is a folder")),
     "sample_text_on_oracle_model": (["sample", "{run}", "--text"], "--text"),
     # evaluate
-    "evaluate_missing_model": (["evaluate", "./no/such/run"], "model_dir"),
+    "evaluate_missing_model": (["evaluate", "./no/such/run"], ("model_dir", MISSING)),
     "evaluate_num_test_0": (["evaluate", "{run}", "--num_test", "0"], "--num_test"),
     "evaluate_num_samples_negative": (["evaluate", "{run}", "--num_samples", "-5"], "--num_samples"),
     "evaluate_plot_without_sweep": (["evaluate", "{run}", "--plot", "{root}/p.png"], "--plot"),
@@ -150,14 +164,18 @@ CASES = {
                                           "--temperatures"),
     "evaluate_temperature_0": (["evaluate", "{run}", "--sweep", "--temperatures", "0,1"], "--temperatures"),
     "evaluate_references_missing": (["evaluate", "{run}", "--sweep", "--references", "{root}/no.txt"],
-                                    "--references"),
-    "evaluate_oracle_params_missing": (["evaluate", "{run}", "--oracle_params", "{root}/o.npz"], "--oracle_params"),
-    "evaluate_output_folder_missing": (["evaluate", "{run}", "--output", "{root}/no/r.json"], "--output"),
+                                    ("--references", MISSING)),
+    "evaluate_oracle_params_missing": (["evaluate", "{run}", "--oracle_params", "{root}/o.npz"],
+                                       ("--oracle_params", MISSING)),
+    "evaluate_output_folder_missing": (["evaluate", "{run}", "--output", "{root}/no/r.json"],
+                                       ("--output", MISSING)),
     "evaluate_text_model_without_references": (["evaluate", "{text_model}"], "--references"),
     "evaluate_vocab_mismatch": (["evaluate", "{run}", "--vocab_size", "40"], "--vocab_size"),
     "unknown_command": (["frobnicate"], "command"),
 }
-LOADS_MODEL = {"evaluate_vocab_mismatch"}  # found once model and oracle are both at hand (still before scoring)
+# Found once a model is loaded: a vocabulary mismatch needs model and oracle (still before scoring); a Hub id
+# that is no local folder is only known to be unavailable when loading it fails (offline in the tests).
+LOADS_MODEL = {"evaluate_vocab_mismatch", "generator_hub_id_unavailable", "sample_hub_id_unavailable"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -236,11 +254,12 @@ def test_console_prints_one_line_and_debug_the_traceback(tmp_path):
     command = [sys.executable, "-m", "seqgan_hf.cli", "sample", str(tmp_path / "missing")]
     plain = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert_one_error(plain.returncode, plain.stderr, "model_dir")
-    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=REPO)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "CLIError" in debug.stderr
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc: paths nobody, root included, can write")
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc: paths nobody (not root) can write")
 @pytest.mark.parametrize("output", ["/proc/version", "/proc/seqgan-samples.txt"])
 def test_sample_unwritable_output_is_refused_before_sampling(output, paths, capsys, monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", _fail)
@@ -312,7 +331,8 @@ def test_evaluate_without_settings_uses_the_model_config(paths, tmp_path, capsys
     assert f"has no {SETTINGS_NAME}" in caplog.text
     assert "vocab_size 30 from its config.json" in caplog.text
     assert "sequence_length 6 from its generation_config.max_new_tokens" in caplog.text
-    explicit, _ = _evaluate(capsys, paths["run"], "--oracle_seed", "0", "--num_test", "32", "--num_samples", "32")
+    explicit, _ = _evaluate(capsys, paths["run"], "--oracle_seed", "0", "--num_test", "32",
+                            "--num_samples", "32")
     assert result == explicit
 
 
