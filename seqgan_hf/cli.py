@@ -112,7 +112,9 @@ def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
         recipe, source = dict(QUICK_DEFAULTS), "QUICK_DEFAULTS"
     accepted = {action.dest for action in parser._actions}
     parser.set_defaults(**checks.check_recipe(recipe, (ScriptArguments, SeqGANConfig), accepted, source))
-    script_args, config = parser.parse_args_into_dataclasses(args=argv)
+    script_args, config, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        checks.refuse_unknown_flags(remaining, [flag for action in parser._actions for flag in action.option_strings])
     checks.check_train_args(script_args, config)
     return script_args, config
 

@@ -57,8 +57,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def error_line(error: BaseException) -> str:
-    """`error: <message>` on one line (library messages can span several)."""
-    return f"error: {' '.join(str(error).split()) or type(error).__name__}"
+    """`error: <message>` on one line (library messages can span several). The package's own exception types
+    (NonFiniteError, OutputDirError) are named: documented and searchable, unlike ValueError and the like."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    if type(error).__module__.startswith("seqgan_hf.") and not isinstance(error, CLIError):
+        message = f"{type(error).__name__}: {message}"
+    return f"error: {message}"
 
 
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:
@@ -328,6 +332,15 @@ def check_fresh_output_dir(config: SeqGANConfig) -> None:
         raise CLIError(f"output_dir {config.output_dir!r} holds {held}", "--output_dir",
                        "resume it with --resume_from_checkpoint latest, choose a new --output_dir, or pass "
                        "--overwrite_output_dir true to start over")
+
+
+def refuse_unknown_flags(remaining: list[str], known: list[str]) -> None:
+    """Arguments `train` does not take, with the closest flag it does."""
+    flags = [arg.split("=", 1)[0] for arg in remaining if arg.startswith("-")] or remaining
+    guesses = difflib.get_close_matches(flags[0], known, n=1)
+    hint = f"did you mean {guesses[0]}? " if guesses else ""
+    raise CLIError(f"unknown argument{'s' if len(remaining) > 1 else ''} {' '.join(remaining)}", flags[0],
+                   f"{hint}`seqgan-hf train --help` lists every flag")
 
 
 def at_least(value: int | float, minimum: int | float, argument: str, fix: str) -> None:

@@ -172,6 +172,8 @@ CASES = {
     "evaluate_text_model_without_references": (["evaluate", "{text_model}"], "--references"),
     "evaluate_vocab_mismatch": (["evaluate", "{run}", "--vocab_size", "40"], "--vocab_size"),
     "unknown_command": (["frobnicate"], "command"),
+    "train_unknown_flag": (T + ["--rollout_number", "3"], ("--rollout_number", "did you mean --rollout_num")),
+    "train_stray_value": (T + ["stray"], "stray"),
 }
 # Found once a model is loaded: a vocabulary mismatch needs model and oracle (still before scoring); a Hub id
 # that is no local folder is only known to be unavailable when loading it fails (offline in the tests).
@@ -222,8 +224,10 @@ def test_library_user_errors_are_one_line(error, capsys, monkeypatch):
 
     monkeypatch.setitem(cli.COMMANDS, "sample", raises)
     code, _, err = run_main(["sample", "x"], capsys)
-    assert_one_error(code, err, str(error).splitlines()[0])
+    line = assert_one_error(code, err, str(error).splitlines()[0])
     assert error_line(ValueError("a\n  b")) == "error: a b"
+    if isinstance(error, NonFiniteError | OutputDirError):  # the package's own types are named
+        assert line.startswith(f"error: {type(error).__name__}: ")
 
 
 def test_unexpected_exceptions_keep_their_traceback(monkeypatch):
