@@ -323,15 +323,14 @@ def check_fresh_output_dir(config: SeqGANConfig) -> None:
     here too, so the refusal comes before the CLI's untrained evaluation rather than after it."""
     from . import run_dir
 
-    if config.resume_from_checkpoint or config.overwrite_output_dir or not os.path.isdir(config.output_dir):
+    if config.resume_from_checkpoint or not os.path.isdir(config.output_dir):
         return
-    earlier = run_dir.checkpoints(config.output_dir)
-    if earlier or run_dir.read_run(config.output_dir) is not None:
-        held = f"checkpoints of an earlier run ({os.path.basename(earlier[-1])})" if earlier else \
-            f"an earlier run ({run_dir.RUN_FILE})"
-        raise CLIError(f"output_dir {config.output_dir!r} holds {held}", "--output_dir",
+    try:
+        run_dir.check_fresh(config.output_dir, config.overwrite_output_dir)
+    except run_dir.OutputDirError as error:
+        raise CLIError(f"output_dir {config.output_dir!r} holds an earlier run", "--output_dir",
                        "resume it with --resume_from_checkpoint latest, choose a new --output_dir, or pass "
-                       "--overwrite_output_dir true to start over")
+                       "--overwrite_output_dir true to start over") from error
 
 
 def refuse_unknown_flags(remaining: list[str], known: list[str]) -> None:

@@ -108,6 +108,21 @@ def read_run(output_dir: str) -> dict | None:
         return {"run_id": "unreadable"}
 
 
+def check_fresh(output_dir: str, overwrite: bool) -> None:
+    """Refuse, without touching anything, a fresh run into a folder holding another run's checkpoints or results
+    (unless `overwrite`)."""
+    earlier = checkpoints(output_dir)
+    if overwrite or not (earlier or read_run(output_dir)):
+        return
+    what = (f"checkpoints of an earlier run ({', '.join(os.path.basename(p) for p in earlier[-3:])})"
+            if earlier else f"the results of an earlier run ({RUN_FILE})")
+    raise OutputDirError(
+        f"output_dir {output_dir!r} holds {what}. Resume it with resume_from_checkpoint=True "
+        "(--resume_from_checkpoint latest), train into a new output_dir, or set overwrite_output_dir=True "
+        "to delete its checkpoints and start over."
+    )
+
+
 def start_run(output_dir: str, resume_run_id: str | None, overwrite: bool) -> str:
     """The id of the run about to train into `output_dir`, recorded in `_seqgan_run.json`.
 
@@ -115,16 +130,8 @@ def start_run(output_dir: str, resume_run_id: str | None, overwrite: bool) -> st
     results, unless `overwrite` (then the earlier run's checkpoints are deleted; its saved model stays until this
     run saves its own over it)."""
     earlier = checkpoints(output_dir)
-    previous = read_run(output_dir)
-    if resume_run_id is None and (earlier or previous):
-        if not overwrite:
-            what = (f"checkpoints of an earlier run ({', '.join(os.path.basename(p) for p in earlier[-3:])})"
-                    if earlier else f"the results of an earlier run ({RUN_FILE})")
-            raise OutputDirError(
-                f"output_dir {output_dir!r} holds {what}. Resume it with resume_from_checkpoint=True "
-                "(--resume_from_checkpoint latest), train into a new output_dir, or set overwrite_output_dir=True "
-                "to delete its checkpoints and start over."
-            )
+    if resume_run_id is None and (earlier or read_run(output_dir)):
+        check_fresh(output_dir, overwrite)
         for path in earlier:
             shutil.rmtree(path)
         logger.warning("overwrite_output_dir: deleted %d checkpoints of the earlier run in %s.", len(earlier),
