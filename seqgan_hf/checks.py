@@ -172,15 +172,30 @@ def _eval_mode(module):
         module.train(was_training)
 
 
-def load_model(model_or_path, auto_class, what: str):
-    """`model_or_path` itself, or loaded with `auto_class`; a missing local path is named as such."""
+def load_model(model_or_path, auto_class, what: str, init_kwargs: dict | None = None):
+    """`model_or_path` itself, or loaded with `auto_class.from_pretrained(path, **init_kwargs)` in float32 unless
+    `init_kwargs` names a dtype (transformers 5 would otherwise keep the checkpoint's dtype, e.g. bf16, and train
+    in it). A missing local path is named as such."""
+    if init_kwargs and not isinstance(model_or_path, str | os.PathLike):
+        raise ValueError(f"{what}_init_kwargs only apply when {what} is a path or Hub id, but {what} is a "
+                         f"{type(model_or_path).__name__} object: load it yourself with those arguments, or pass "
+                         "its path.")
     if isinstance(model_or_path, str | os.PathLike):
         path = os.fspath(model_or_path)
         if not os.path.exists(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/"
                                          and os.sep in path):
             raise FileNotFoundError(f"{what}={path!r} does not exist: pass a folder written by save_pretrained "
                                     "(check the path), or a Hub id such as 'owner/name'.")
-        return auto_class.from_pretrained(path)
+        return from_pretrained(auto_class, path, init_kwargs, what)
     if not isinstance(model_or_path, nn.Module):
         raise TypeError(f"{what} must be a PreTrainedModel or a path / Hub id, got {type(model_or_path).__name__}.")
     return model_or_path
+
+
+def from_pretrained(auto_class, path: str, init_kwargs: dict | None = None, what: str = "model"):
+    """`auto_class.from_pretrained(path, **init_kwargs)`, in float32 unless `init_kwargs` names a `dtype`."""
+    kwargs = dict(init_kwargs or {})
+    if "torch_dtype" in kwargs:
+        raise ValueError(f"{what}_init_kwargs: use 'dtype' (transformers 5), not 'torch_dtype'.")
+    kwargs.setdefault("dtype", torch.float32)
+    return auto_class.from_pretrained(path, **kwargs)

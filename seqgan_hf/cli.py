@@ -122,6 +122,7 @@ def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
 def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANConfig, tokenizer=None):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from .checks import from_pretrained
     from .models import CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM
 
     if script_args.generator == "lstm":
@@ -138,8 +139,10 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
             )
         )
     else:
-        generator = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, script_args.generator,
-                                           "--generator", "generator")
+        generator = checks.load_pretrained(
+            lambda path: from_pretrained(AutoModelForCausalLM, path, config.model_init_kwargs),
+            script_args.generator, "--generator", "generator",
+        )
     if script_args.discriminator == "cnn":
         discriminator = CNNForSequenceClassification(
             CNNDiscriminatorConfig(
@@ -152,8 +155,11 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
             )
         )
     else:
-        discriminator = checks.load_pretrained(AutoModelForSequenceClassification.from_pretrained,
-                                               script_args.discriminator, "--discriminator", "discriminator")
+        discriminator = checks.load_pretrained(
+            lambda path: from_pretrained(AutoModelForSequenceClassification, path, config.discriminator_init_kwargs,
+                                         "discriminator"),
+            script_args.discriminator, "--discriminator", "discriminator",
+        )
     return generator, discriminator
 
 

@@ -71,6 +71,21 @@ class SeqGANConfig(TrainingArguments):
         default=False, metadata={"help": "Pin MLE batches in memory (token ids are tiny; off by default)."}
     )
 
+    # ---- loading models given as paths / Hub ids ---------------------------------------------------
+    model_init_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Keyword arguments of from_pretrained when `model` is a path or Hub id (a dict, or a JSON "
+            "string on the command line), e.g. {\"revision\": \"main\", \"attn_implementation\": \"sdpa\"}. "
+            "Weights load in float32 unless `dtype` is given: bf16/fp16 training comes from mixed precision "
+            "(bf16=True), not from the checkpoint's stored dtype."
+        },
+    )
+    discriminator_init_kwargs: dict | str | None = field(
+        default=None,
+        metadata={"help": "As model_init_kwargs, for a discriminator given as a path or Hub id."},
+    )
+
     # ---- sequences ---------------------------------------------------------------------------------
     sequence_length: int = field(
         default=20,
@@ -192,6 +207,8 @@ class SeqGANConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.mle_learning_rate is None:
             self.mle_learning_rate = self.learning_rate
+        for name in ("model_init_kwargs", "discriminator_init_kwargs"):
+            setattr(self, name, _as_dict(name, getattr(self, name)))
         super().__post_init__()
         self._validate()
         self._refuse_unhonoured_fields()
@@ -259,6 +276,23 @@ class SeqGANConfig(TrainingArguments):
         if self.gradient_accumulation_steps != 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")
+
+
+def _as_dict(name: str, value) -> dict | None:
+    """A dict field given as a dict, a JSON string (command line) or None."""
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError as error:
+            raise ValueError(f"SeqGANConfig.{name}: {value!r} is not JSON ({error}). Write a JSON object, e.g. "
+                             '\'{"dtype": "bfloat16"}\'.') from error
+        if isinstance(parsed, dict):
+            return parsed
+    raise ValueError(f"SeqGANConfig.{name}: got {value!r}; give a dict of from_pretrained keyword arguments.")
 
 
 def _set(value) -> bool:

@@ -104,9 +104,10 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             raise TypeError(f"args must be a SeqGANConfig, got {type(args).__name__}: build one with SeqGANConfig(...).")
         if args.should_save:  # before anything else: transformers.Trainer creates the folder on its own
             run_dir.check_writable(args.output_dir)
-        model = load_model(model, AutoModelForCausalLM, "model")
+        model = load_model(model, AutoModelForCausalLM, "model", args.model_init_kwargs)
         if discriminator is not None:
-            discriminator = load_model(discriminator, AutoModelForSequenceClassification, "discriminator")
+            discriminator = load_model(discriminator, AutoModelForSequenceClassification, "discriminator",
+                                       args.discriminator_init_kwargs)
         check_models(model, discriminator, processing_class, discriminator_processing_class)
         probe_models(model, discriminator, processing_class)
 
@@ -116,6 +117,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                         eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
                         vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow)
         self.real = encode_dataset(train_dataset, **encoding)
+        self._encoding = encoding  # held-out data given later (evaluate / predict) is encoded the same way
 
         if args.disable_dropout:
             _disable_dropout(model)
@@ -446,6 +448,8 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         """The Trainer's evaluation loop on `eval_dataset` (if any: `eval_loss` is the generator's per-token NLL
         of held-out data), plus the `evaluator`'s metrics on fresh generator samples."""
         metrics: dict[str, float] = {}
+        if eval_dataset is not None:
+            eval_dataset = self._encode_held_out(eval_dataset, "eval_dataset")
         if eval_dataset is not None or self.eval_dataset is not None:
             metrics.update(super().evaluate(eval_dataset, ignore_keys, metric_key_prefix))
         if self.evaluator is not None:
@@ -459,6 +463,17 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             metrics.update(sample_metrics)
         self._last_evaluation = (self.state.global_step, metrics)
         return metrics
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test"):
+        """The Trainer's prediction loop on raw held-out data (`input_ids` or `text`), encoded as training data is:
+        `metrics["test_loss"]` is the generator's per-token NLL of it."""
+        return super().predict(self._encode_held_out(test_dataset, "test_dataset"), ignore_keys, metric_key_prefix)
+
+    def _encode_held_out(self, dataset, what: str):
+        """A raw dataset as the MLE collator's fixed-length rows (a dict of datasets: each of them)."""
+        if isinstance(dataset, dict):
+            return {name: self._encode_held_out(part, f"{what}[{name!r}]") for name, part in dataset.items()}
+        return _real_to_dataset(encode_dataset(dataset, **self._encoding, what=what))
 
     def _evaluate_at_phase_end(self) -> None:
         if self.evaluator is None and self.eval_dataset is None:

@@ -1,0 +1,101 @@
+"""Pretrained models given as paths: loading options and dtype; evaluation and prediction on raw held-out data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqgan_hf import SeqGANConfig, SeqGANTrainer
+from tests.builders import (
+    classifier_token_ids,
+    lm_token_ids,
+    quick_config,
+    tiny_gpt2,
+    tiny_gpt2_classifier,
+    train_tokenizer,
+)
+
+
+@pytest.fixture(scope="module")
+def bf16_checkpoints(tmp_path_factory):
+    """A tiny GPT-2 generator and classifier saved in bfloat16, as pretrained checkpoints often are."""
+    root = tmp_path_factory.mktemp("bf16")
+    tokenizer = train_tokenizer()
+    tiny_gpt2(**lm_token_ids(tokenizer)).to(torch.bfloat16).save_pretrained(root / "generator")
+    tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)).to(torch.bfloat16).save_pretrained(
+        root / "discriminator")
+    tokenizer.save_pretrained(root / "generator")
+    return root, tokenizer
+
+
+def _dtypes(trainer) -> set[torch.dtype]:
+    return {p.dtype for p in trainer.model.parameters()} | {p.dtype for p in trainer.discriminator.parameters()}
+
+
+def test_checkpoints_given_as_paths_load_in_float32(tmp_path, bf16_checkpoints, text_dataset):
+    root, tokenizer = bf16_checkpoints
+    trainer = SeqGANTrainer(model=str(root / "generator"), discriminator=str(root / "discriminator"),
+                            args=quick_config(tmp_path, sequence_length=8), train_dataset=text_dataset,
+                            processing_class=tokenizer)
+    assert _dtypes(trainer) == {torch.float32}
+
+
+def test_init_kwargs_choose_the_dtype_and_reach_from_pretrained(tmp_path, bf16_checkpoints, text_dataset):
+    root, tokenizer = bf16_checkpoints
+    args = quick_config(tmp_path, sequence_length=8, model_init_kwargs={"dtype": "bfloat16"},
+                        discriminator_init_kwargs='{"dtype": "bfloat16"}')  # a JSON string, as from the CLI
+    trainer = SeqGANTrainer(model=str(root / "generator"), discriminator=str(root / "discriminator"), args=args,
+                            train_dataset=text_dataset, processing_class=tokenizer)
+    assert _dtypes(trainer) == {torch.bfloat16}
+    with pytest.raises(TypeError, match="no_such_option"):
+        SeqGANTrainer(model=str(root / "generator"), discriminator=str(root / "discriminator"),
+                      args=quick_config(tmp_path, sequence_length=8, model_init_kwargs={"no_such_option": 1}),
+                      train_dataset=text_dataset, processing_class=tokenizer)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model_init_kwargs": "{not json"}, "model_init_kwargs: '{not json' is not JSON"),
+    ({"discriminator_init_kwargs": "[1, 2]"}, "discriminator_init_kwargs: got '\\[1, 2\\]'"),
+    ({"model_init_kwargs": {"torch_dtype": "bfloat16"}}, "use 'dtype'"),
+])
+def test_bad_init_kwargs_are_refused(tmp_path, bf16_checkpoints, text_dataset, overrides, message):
+    root, tokenizer = bf16_checkpoints
+    with pytest.raises(ValueError, match=message):
+        SeqGANTrainer(model=str(root / "generator"), discriminator=str(root / "discriminator"),
+                      args=quick_config(tmp_path, sequence_length=8, **overrides), train_dataset=text_dataset,
+                      processing_class=tokenizer)
+
+
+def test_init_kwargs_with_a_model_object_are_refused(tmp_path, text_dataset):
+    tokenizer = train_tokenizer()
+    with pytest.raises(ValueError, match="model_init_kwargs only apply when model is a path"):
+        SeqGANTrainer(model=tiny_gpt2(**lm_token_ids(tokenizer)),
+                      discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
+                      args=quick_config(tmp_path, model_init_kwargs={"dtype": "bfloat16"}),
+                      train_dataset=text_dataset, processing_class=tokenizer)
+
+
+def test_evaluate_and_predict_take_raw_held_out_data(tmp_path, text_dataset):
+    """Raw `text` datasets are encoded as training data is; the loss is the generator's per-token NLL."""
+    import datasets
+
+    tokenizer = train_tokenizer()
+    trainer = SeqGANTrainer(model=tiny_gpt2(**lm_token_ids(tokenizer)),
+                            discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
+                            args=quick_config(tmp_path, sequence_length=8), train_dataset=text_dataset,
+                            processing_class=tokenizer)
+    held_out = datasets.Dataset.from_dict({"text": ["the cat sat on the mat", "a dog ran in the park"]})
+    metrics = trainer.evaluate(eval_dataset=held_out)
+    prediction = trainer.predict(held_out)
+    # Untrained, the generator is near uniform over its vocabulary.
+    assert abs(metrics["eval_loss"] - math.log(len(tokenizer))) < 1.0
+    assert prediction.metrics["test_loss"] == pytest.approx(metrics["eval_loss"])
+    with pytest.raises(ValueError, match="eval_dataset"):
+        trainer.evaluate(eval_dataset=datasets.Dataset.from_dict({"tokens": [[1, 2]]}))
+
+
+def test_config_keeps_init_kwargs_as_dicts(tmp_path):
+    args = SeqGANConfig(output_dir=str(tmp_path), model_init_kwargs='{"revision": "main"}')
+    assert args.model_init_kwargs == {"revision": "main"} and args.discriminator_init_kwargs is None
