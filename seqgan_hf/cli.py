@@ -18,6 +18,7 @@ Every input is checked before any work; a bad one ends the command with one line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -124,6 +125,12 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
 
     from .checks import from_pretrained
     from .models import CNNDiscriminatorConfig, CNNForSequenceClassification, LSTMConfig, LSTMForCausalLM
+
+    for built_in, flag, kwargs_flag in (("lstm", "generator", "model_init_kwargs"),
+                                        ("cnn", "discriminator", "discriminator_init_kwargs")):
+        if getattr(script_args, flag) == built_in and getattr(config, kwargs_flag):
+            raise CLIError(f"{kwargs_flag} is set but --{flag} is the built-in {built_in}", f"--{kwargs_flag}",
+                           f"pass --{flag} <a path or Hub id>, or drop --{kwargs_flag}")
 
     if script_args.generator == "lstm":
         generator = LSTMForCausalLM(
@@ -239,6 +246,9 @@ def train(argv: list[str]) -> dict:
                 "--discriminator_tokenizer", "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
+    if config.model_init_kwargs or config.discriminator_init_kwargs:
+        # Applied by _build_models, which loaded the paths: the trainer gets the model objects.
+        config = dataclasses.replace(config, model_init_kwargs=None, discriminator_init_kwargs=None)
     trainer = SeqGANTrainer(
         model=generator,
         discriminator=discriminator,

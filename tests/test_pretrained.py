@@ -99,3 +99,34 @@ def test_evaluate_and_predict_take_raw_held_out_data(tmp_path, text_dataset):
 def test_config_keeps_init_kwargs_as_dicts(tmp_path):
     args = SeqGANConfig(output_dir=str(tmp_path), model_init_kwargs='{"revision": "main"}')
     assert args.model_init_kwargs == {"revision": "main"} and args.discriminator_init_kwargs is None
+
+
+@pytest.mark.parametrize("init_kwargs, dtype", [(None, torch.float32), ('{"dtype": "bfloat16"}', torch.bfloat16)])
+def test_cli_loads_paths_with_init_kwargs(tmp_path, bf16_checkpoints, init_kwargs, dtype):
+    from safetensors.torch import load_file
+
+    from seqgan_hf.cli import main
+    from tests.builders import CORPUS
+
+    root, _ = bf16_checkpoints
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n")
+    flags = ["train", "--task", "text", "--train_file", str(corpus), "--tokenizer", str(root / "generator"),
+             "--generator", str(root / "generator"), "--discriminator", str(root / "discriminator"),
+             "--output_dir", str(tmp_path / "out"), "--sequence_length", "8", "--mle_epochs", "0",
+             "--discriminator_pretrain_rounds", "0", "--adversarial_iterations", "0", "--disable_tqdm", "true"]
+    main(flags + (["--model_init_kwargs", init_kwargs, "--discriminator_init_kwargs", init_kwargs]
+                  if init_kwargs else []))
+    for folder in (tmp_path / "out", tmp_path / "out" / "discriminator"):
+        assert {tensor.dtype for tensor in load_file(folder / "model.safetensors").values()} == {dtype}
+
+
+def test_cli_refuses_init_kwargs_for_the_built_in_models(tmp_path, capsys):
+    from seqgan_hf.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", "recipes/oracle_smoke.yaml", "--output_dir", str(tmp_path / "out"),
+              "--model_init_kwargs", '{"dtype": "bfloat16"}'])
+    assert exit_info.value.code == 2
+    assert "model_init_kwargs is set but --generator is the built-in lstm (--model_init_kwargs)" in \
+        capsys.readouterr().err
