@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import torch
 from torch import nn
-from transformers import GenerationMixin
 
 
 def check_models(model, discriminator, processing_class, discriminator_processing_class) -> None:
     """Refuse models and tokenizers that cannot work together, before any work."""
+    from transformers import GenerationMixin
+
     if not (isinstance(model, GenerationMixin) or callable(getattr(model, "generate", None))):
         raise TypeError(
             f"model is a {type(model).__name__}, not a causal LM: pass a generator built with "
@@ -182,8 +184,7 @@ def load_model(model_or_path, auto_class, what: str, init_kwargs: dict | None = 
                          "its path.")
     if isinstance(model_or_path, str | os.PathLike):
         path = os.fspath(model_or_path)
-        if not os.path.exists(path) and (path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/"
-                                         and os.sep in path):
+        if not os.path.exists(os.path.expanduser(path)) and looks_local(path):
             raise FileNotFoundError(f"{what}={path!r} does not exist: pass a folder written by save_pretrained "
                                     "(check the path), or a Hub id such as 'owner/name'.")
         return from_pretrained(auto_class, path, init_kwargs, what)
@@ -199,3 +200,19 @@ def from_pretrained(auto_class, path: str, init_kwargs: dict | None = None, what
         raise ValueError(f"{what}_init_kwargs: use 'dtype' (transformers 5), not 'torch_dtype'.")
     kwargs.setdefault("dtype", torch.float32)
     return auto_class.from_pretrained(path, **kwargs)
+
+
+# A Hub id is `name` or `owner/name`; anything else with a separator is a local path.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def looks_local(value: str) -> bool:
+    """Whether `value` names a local path rather than a Hub id: it exists, starts like a path (`.`, `/`, `~`),
+    is not of the `name` / `owner/name` form, or its first part is a local folder (`outputs/run`)."""
+    if os.path.exists(os.path.expanduser(value)) or value.startswith((".", "/", "~")):
+        return True
+    if any(sep and sep != "/" and sep in value for sep in (os.sep, os.altsep)):
+        return True
+    if "/" not in value:
+        return False  # a bare name such as gpt2: a Hub id
+    return not _HUB_ID.fullmatch(value) or os.path.isdir(value.split("/")[0])

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from .checks import looks_local
+
 if TYPE_CHECKING:
     import argparse
 
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from .config import SeqGANConfig
 
 SETTINGS_NAME = "seqgan_cli.json"
-# A Hub id is `name` or `owner/name`; anything else with a separator is a local path.
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _CHECKPOINT = re.compile(r"checkpoint-\d+")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
@@ -219,18 +219,6 @@ def _kind(value) -> str:
 
 
 # ---- paths ------------------------------------------------------------------------------------------------
-
-def looks_local(value: str) -> bool:
-    """Whether `value` names a local path rather than a Hub id: it exists, starts like a path (`.`, `/`, `~`),
-    is not of the `name` / `owner/name` form, or its first part is a local folder (`outputs/run`)."""
-    if os.path.exists(os.path.expanduser(value)) or value.startswith((".", "/", "~")):
-        return True
-    if any(sep and sep != "/" and sep in value for sep in (os.sep, os.altsep)):
-        return True
-    if "/" not in value:
-        return False  # a bare name such as gpt2: a Hub id
-    return not _HUB_ID.fullmatch(value) or os.path.isdir(value.split("/")[0])
-
 
 def check_model_source(value: str, argument: str, kind: str, *, tokenizer: bool = False) -> None:
     """A local model (or tokenizer) folder must exist and hold one; a Hub id is left to `from_pretrained`."""

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from .data import mask_after_eos
+from .data import mask_after_eos, strip_after_eos
 from .likelihood import default_bos_token_id, teacher_forced_nll
 from .oracle import OracleTask, sample_sequences
 
@@ -57,15 +57,6 @@ def tempered_nll_and_entropy(
         model, sequences, bos_token_id, temperature=temperature, mask=mask, batch_size=batch_size, entropy=True
     )
     return score.nll, score.entropy
-
-
-def _strip(sequences: torch.LongTensor, eos_token_id: int | None, pad_token_id: int | None):
-    """Token lists cut after the first EOS (EOS itself and padding dropped), plus the keep mask."""
-    _, keep = mask_after_eos(sequences, eos_token_id, pad_token_id)
-    drop = {token for token in (eos_token_id, pad_token_id) if token is not None}
-    lists = [[token for token, kept in zip(row, row_keep) if kept and token not in drop]
-             for row, row_keep in zip(sequences.tolist(), keep.tolist())]
-    return lists, keep
 
 
 def temperature_sweep(
@@ -136,7 +127,7 @@ def temperature_sweep(
         contexts, context_mask, context_name = task.test, None, "held-out oracle data (task.test)"
     else:
         base = sample_sequences(model, num_samples, sequence_length, bos, seed=seed + 1, temperature=1.0)
-        _, context_mask = _strip(base, eos_token_id, pad_token_id)
+        _, context_mask = mask_after_eos(base, eos_token_id, pad_token_id)
         contexts, context_name = base, "the model's own temperature-1 samples"
 
     points = []
@@ -150,7 +141,7 @@ def temperature_sweep(
             point["nll_oracle"] = teacher_forced_nll(task.oracle, samples, bos).nll
             point["nll_test"] = contexts_score.nll
         if table is not None:
-            tokens, _ = _strip(samples, eos_token_id, pad_token_id)
+            tokens = strip_after_eos(samples, eos_token_id, pad_token_id)
             hypotheses = [tokenizer.decode(t, skip_special_tokens=True) for t in tokens] if text_references else tokens
             point["bleu"] = corpus_bleu(hypotheses, table, max_order)
             if self_bleu and len(hypotheses) > 1:
