@@ -7,6 +7,7 @@ One adversarial iteration, as the paper writes it:
         Q(Y_1:t-1, y_t) by Monte Carlo search with G_beta   rewards from the reward source `RolloutEngine`
         (optional) Q - b                                    subtract a baseline            `RewardBaseline`
         theta <- theta + lr * grad sum_t log G(y_t|Y) * Q   the policy-gradient loss       `policy_gradient_loss`
+        (optional) + beta * KL(G || G_ref)                  not in the paper: an anchor    `kl_to_reference`
         theta_beta <- rate * theta_beta + (1 - rate) theta  the delayed rollout policy     `update_rollout_policy`
     for d-steps:
         fresh negatives from G, as many positives; train D  one discriminator round        `discriminator_round`
@@ -128,6 +129,8 @@ class SeqGAN:
         self.baseline = RewardBaseline(args.reward_baseline, args.baseline_decay, runtime)
         # The paper's delayed rollout policy G_beta (None: G itself completes the rollouts); part of a checkpoint.
         self.rollout_model: nn.Module | None = None
+        # The reference policy of the KL penalty (None unless beta > 0); part of a checkpoint.
+        self.reference_model: nn.Module | None = None
 
     def start_rollout_policy(self, generator: nn.Module) -> None:
         """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator."""
@@ -158,7 +161,12 @@ class SeqGAN:
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         advantages = self.baseline(rewards, keep)
 
-        loss = self.policy_gradient_loss(model, sequences, advantages, keep)
+        log_probs = self.token_log_probs(model, sequences)
+        loss = self.policy_gradient_loss(model, sequences, advantages, keep, log_probs)
+        if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
+            kl = self.kl_to_reference(sequences, log_probs, keep)
+            loss = loss + self.args.beta * kl
+            self.record("adversarial/kl", kl)
         runtime.step("generator", loss, "policy-gradient loss")
         if self.rollout_model is not None:
             self.update_rollout_policy()
@@ -170,17 +178,37 @@ class SeqGAN:
         # Sequences in this g-step over all processes: per_device_train_batch_size * world_size.
         self.record("adversarial/global_batch_size", sequences.shape[0], reduction="sum")
 
-    def policy_gradient_loss(
-        self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """-mean over kept tokens of log G(y_t | y_<t) * advantage_t (the policy at the sampling temperature)."""
+    def token_log_probs(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
+        """log G(y_t | y_<t) [B, T] of the sampled tokens, under the policy at the sampling temperature."""
         inputs = torch.cat([sequences.new_full((sequences.shape[0], 1), self.engine.bos_token_id),
                             sequences[:, :-1]], dim=1)
         with self.runtime.autocast():
             logits = model(input_ids=inputs).logits.float() / self.args.temperature
-        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        return torch.log_softmax(logits, dim=-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+
+    def policy_gradient_loss(
+        self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor,
+        log_probs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """-mean over kept tokens of log G(y_t | y_<t) * advantage_t (the policy at the sampling temperature)."""
+        if log_probs is None:
+            log_probs = self.token_log_probs(model, sequences)
         mask = mask.to(log_probs.dtype)
         return -(log_probs * advantages.detach() * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def kl_to_reference(self, sequences: torch.LongTensor, log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean over kept tokens of KL(G || G_ref) per token, estimated on the sampled tokens with the
+        non-negative, unbiased k3 estimator exp(r) - r - 1, r = log G_ref(y_t) - log G(y_t)."""
+        with torch.no_grad():
+            reference = self.token_log_probs(self.reference_model, sequences)
+        ratio = reference - log_probs
+        mask = mask.to(log_probs.dtype)
+        return ((torch.exp(ratio) - ratio - 1) * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def start_reference_policy(self, generator: nn.Module) -> None:
+        """With `beta > 0`, the reference policy is a frozen copy of the generator as adversarial training starts."""
+        if self.args.beta > 0 and self.reference_model is None:
+            self.reference_model = copy.deepcopy(generator).to(self.runtime.device).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update_rollout_policy(self) -> None:

@@ -164,6 +164,7 @@ class CheckpointMixin:
             "optimizer_layout": runtime.layout,
             **runtime.state(),
             "rollout_model": None if algorithm.rollout_model is None else algorithm.rollout_model.state_dict(),
+            "reference_model": None if algorithm.reference_model is None else algorithm.reference_model.state_dict(),
             "reward_baseline": algorithm.baseline.value,
             "phase_metrics": self.phase_metrics,
             "last_loss": self._last_loss,
@@ -290,6 +291,9 @@ class CheckpointMixin:
             )
         if state["rollout_model"] is not None:
             algorithm.rollout_model.load_state_dict(state["rollout_model"])
+        if state.get("reference_model") is not None:  # taken as adversarial training started: restore it
+            algorithm.start_reference_policy(runtime.full_model("generator"))
+            algorithm.reference_model.load_state_dict(state["reference_model"])
         baseline = state["reward_baseline"]
         algorithm.baseline.value = None if baseline is None else baseline.to(args.device)
         self.phase_metrics = dict(state["phase_metrics"])
@@ -358,7 +362,7 @@ RESUME_CHECKED = (
     "max_grad_norm", "mle_epochs", "discriminator_pretrain_rounds", "discriminator_pretrain_epochs",
     "num_negatives", "discriminator_learning_rate", "discriminator_weight_decay", "discriminator_batch_size",
     "discriminator_max_length", "g_steps", "d_steps", "d_epochs", "rollout_num", "rollout_policy",
-    "rollout_update_rate", "reward_baseline", "baseline_decay", "reward_weights", "bf16", "fp16",
+    "rollout_update_rate", "reward_baseline", "baseline_decay", "reward_weights", "beta", "bf16", "fp16",
 )
 #: Settings that may change on resume: they change neither the models' path nor the data.
 RESUME_SAFE = (

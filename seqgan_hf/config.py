@@ -191,6 +191,15 @@ class SeqGANConfig(TrainingArguments):
             "sequence is their weighted mean, so it stays in [0, 1]."
         },
     )
+    beta: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of a per-token KL penalty KL(G || G_ref) in the g-step loss (0: none, as in the paper). "
+            "G_ref is a frozen copy of the generator as adversarial training starts; the KL is estimated on the "
+            "sampled tokens (k3: exp(r) - r - 1) and logged as adversarial/kl. Keeps a pretrained LM near where "
+            "it started."
+        },
+    )
     reward_baseline: str = field(
         default="none",
         metadata={
@@ -252,6 +261,8 @@ class SeqGANConfig(TrainingArguments):
             fail("rollout_update_rate", f"got {self.rollout_update_rate}", "Use a value in [0, 1] (the paper: 0.8).")
         if self.reward_baseline not in REWARD_BASELINES:
             fail("reward_baseline", f"got {self.reward_baseline!r}", f"Choose one of {REWARD_BASELINES}.")
+        if self.beta < 0:
+            fail("beta", f"got {self.beta}", "Use 0 (no KL penalty) or a positive weight, e.g. 0.04.")
         if not 0.0 <= self.baseline_decay < 1.0:
             fail("baseline_decay", f"got {self.baseline_decay}", "Use a value in [0, 1).")
         if self.num_negatives is not None and self.num_negatives < 1:

@@ -392,6 +392,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
 
     def _run_adversarial(self) -> None:
         self._start_phase("adversarial")
+        self.algorithm.start_reference_policy(self.full_model("generator"))  # beta > 0 (or restored on resume)
         done = max(0, self.state.global_step - self._mle_steps - self.args.discriminator_pretrain_rounds)
         for _ in range(done, self.args.adversarial_iterations):
             self.control = self.callback_handler.on_step_begin(self.args, self.state, self.control)

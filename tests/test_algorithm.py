@@ -187,3 +187,46 @@ def test_the_algorithm_imports_neither_the_trainer_nor_accelerate():
     code = "import sys, seqgan_hf.algorithm; print(sorted(m for m in sys.modules if m.startswith('transformers.trainer')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _kl_from_start(start: torch.nn.Module, model: torch.nn.Module, engine: RolloutEngine) -> float:
+    """KL(model || start) per token, on the model's own samples (exact over the vocabulary at each position)."""
+    samples = engine.sample(model, 256, rng=torch.Generator().manual_seed(11))
+    inputs = torch.cat([torch.zeros(len(samples), 1, dtype=torch.long), samples[:, :-1]], dim=1)
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(input_ids=inputs).logits, -1)
+        log_q = torch.log_softmax(start(input_ids=inputs).logits, -1)
+    return float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
+
+
+def test_a_kl_penalty_keeps_the_policy_near_its_start(tmp_path, one_thread):
+    import copy
+
+    distances, logged = {}, {}
+    for beta in (0.0, 2.0):
+        algorithm, runtime, records = _seqgan(tmp_path / str(beta), beta=beta,
+                                              reward=TensorReward(lambda rows: _count_token(rows, 1)))
+        generator = runtime.models["generator"]
+        start = copy.deepcopy(generator)
+        algorithm.start_reference_policy(generator)
+        assert (algorithm.reference_model is None) == (beta == 0)
+        for _ in range(30):
+            algorithm.generator_step()
+        distances[beta] = _kl_from_start(start, generator, algorithm.engine)
+        logged[beta] = records.get("adversarial/kl")
+    assert logged[0.0] is None and len(logged[2.0]) == 30 and logged[2.0][0] == pytest.approx(0.0, abs=1e-6)
+    assert distances[2.0] < 0.5 * distances[0.0]
+
+
+def test_beta_zero_leaves_the_loss_as_it_was(tmp_path, one_thread):
+    """With beta = 0 no reference exists and the loss is the plain policy-gradient loss."""
+    algorithm, runtime, _ = _seqgan(tmp_path)
+    sequences = algorithm.engine.sample(runtime.models["generator"], 4, rng=torch.Generator().manual_seed(2))
+    advantages, mask = torch.rand(4, LENGTH), torch.ones(4, LENGTH, dtype=torch.bool)
+    generator = runtime.models["generator"]
+    log_probs = torch.log_softmax(generator(input_ids=torch.cat(
+        [torch.zeros(4, 1, dtype=torch.long), sequences[:, :-1]], 1)).logits.float(), -1)
+    expected = -(log_probs.gather(-1, sequences[..., None])[..., 0] * advantages).mean()
+    assert torch.allclose(algorithm.policy_gradient_loss(generator, sequences, advantages, mask), expected)
+    algorithm.start_reference_policy(generator)
+    assert algorithm.reference_model is None

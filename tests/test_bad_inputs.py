@@ -45,6 +45,7 @@ CONFIG_CASES = [
     ({"learning_rate": -0.1}, "learning_rate", "positive"),
     ({"discriminator_learning_rate": 0.0}, "learning_rate", "positive"),
     ({"sequence_overflow": "wrap"}, "sequence_overflow", "truncate"),
+    ({"beta": -0.1}, "beta", "positive weight"),
     ({"reward_weights": [-1.0, 2.0]}, "reward_weights", "non-negative"),
     ({"reward_weights": [0.0, 0.0]}, "reward_weights", "positive sum"),
     ({"num_train_epochs": 5}, "num_train_epochs", "mle_epochs"),

@@ -130,3 +130,34 @@ def test_cli_refuses_init_kwargs_for_the_built_in_models(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "model_init_kwargs is set but --generator is the built-in lstm (--model_init_kwargs)" in \
         capsys.readouterr().err
+
+
+def test_kl_reference_is_checkpointed_and_a_resume_ends_identical(tmp_path):
+    """beta > 0: the reference policy taken as adversarial training starts is part of a checkpoint."""
+    from transformers import TrainerCallback
+
+    from tests.builders import tiny_cnn, tiny_lstm
+
+    data = __import__("datasets").Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]] * 8})
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 4:  # after the first adversarial iteration
+                control.should_training_stop = True
+
+    def run(folder, callbacks=(), **overrides):
+        trainer = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data,
+                                callbacks=list(callbacks), args=quick_config(
+                                    folder, beta=0.5, adversarial_iterations=3, save_strategy="steps",
+                                    save_steps=1, logging_steps=1, **overrides))
+        trainer.train()
+        return trainer
+
+    whole = run(tmp_path / "whole")
+    assert any("adversarial/kl" in entry for entry in whole.state.log_history)
+    run(tmp_path / "split", [StopAt()])
+    state = torch.load(tmp_path / "split" / "out" / "checkpoint-4" / "seqgan_state.pt", weights_only=True)
+    assert state["reference_model"] is not None
+    resumed = run(tmp_path / "split", resume_from_checkpoint="latest")
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
