@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import datasets
 import pytest
 import torch
 
@@ -79,8 +80,6 @@ def test_init_kwargs_with_a_model_object_are_refused(tmp_path, text_dataset):
 
 def test_evaluate_and_predict_take_raw_held_out_data(tmp_path, text_dataset):
     """Raw `text` datasets are encoded as training data is; the loss is the generator's per-token NLL."""
-    import datasets
-
     tokenizer = train_tokenizer()
     trainer = SeqGANTrainer(model=tiny_gpt2(**lm_token_ids(tokenizer)),
                             discriminator=tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
@@ -138,7 +137,7 @@ def test_kl_reference_is_checkpointed_and_a_resume_ends_identical(tmp_path):
 
     from tests.builders import tiny_cnn, tiny_lstm
 
-    data = __import__("datasets").Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]] * 8})
+    data = datasets.Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]] * 8})
 
     class StopAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
