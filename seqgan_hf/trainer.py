@@ -128,9 +128,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
             data_collator=MLECollator(self.bos_token_id, self.eos_token_id, self.pad_token_id),
             train_dataset=_real_to_dataset(self.real),
             # Held-out real data goes through the same encoding, so `eval_loss` is the per-token NLL of it.
-            eval_dataset=_real_to_dataset(
-                encode_dataset(eval_dataset, **encoding, what="eval_dataset")
-            ) if eval_dataset is not None else None,
+            eval_dataset=self._encode_held_out(eval_dataset, "eval_dataset") if eval_dataset is not None else None,
             processing_class=processing_class,
             callbacks=callbacks,
             optimizers=optimizers,
