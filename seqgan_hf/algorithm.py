@@ -20,17 +20,18 @@ DDP, FSDP2 and DeepSpeed). MLE pretraining is the Trainer's teacher forcing and 
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
 
+from . import policies
 from .data import RealSequences, mask_after_eos
 from .discriminator import DiscriminatorAdapter, regularization_loss
 from .rewards import RewardSource
 from .rollout import RolloutEngine
+from .sampling import SamplingDistribution
 
 if TYPE_CHECKING:
     from .config import SeqGANConfig
@@ -128,14 +129,16 @@ class SeqGAN:
         self.record = record
         self.baseline = RewardBaseline(args.reward_baseline, args.baseline_decay, runtime)
         # The paper's delayed rollout policy G_beta (None: G itself completes the rollouts); part of a checkpoint.
-        self.rollout_model: nn.Module | None = None
+        self.rollout_model: nn.Module | policies.AdapterWeights | None = None
         # The reference policy of the KL penalty (None unless beta > 0); part of a checkpoint.
-        self.reference_model: nn.Module | None = None
+        self.reference_model: nn.Module | policies.AdapterDisabled | None = None
+        self.distribution = engine.distribution  # the sampling distribution (log-probabilities are taken under it)
 
     def start_rollout_policy(self, generator: nn.Module) -> None:
-        """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator."""
+        """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator (of its adapter alone
+        for a peft generator)."""
         if self.args.rollout_policy == "delayed" and self.rollout_model is None:
-            self.rollout_model = copy.deepcopy(generator).to(self.runtime.device).eval().requires_grad_(False)
+            self.rollout_model = policies.frozen_copy(generator, self.runtime.device)
 
     def adversarial_iteration(self) -> None:
         """`g_steps` policy-gradient updates of G, then `d_steps` discriminator rounds on fresh negatives."""
@@ -147,27 +150,46 @@ class SeqGAN:
     # ---- the g-step ------------------------------------------------------------------------------------
 
     def generator_step(self) -> None:
-        """One REINFORCE update: sample, reward every token by Monte Carlo search, ascend log-prob * reward."""
+        """One REINFORCE update: sample, reward every token by Monte Carlo search, ascend log-prob * reward.
+
+        With `gradient_accumulation_steps` = k, the update covers k * `per_device_train_batch_size` sequences,
+        sampled and rewarded together; the loss is computed and backpropagated in k micro-batches, each
+        normalised by the whole batch's token count, so their gradients add up to the one-batch gradient.
+        """
         args, runtime = self.args, self.runtime
+        micro_batch = args.per_device_train_batch_size
         generator = runtime.full_model("generator")  # full parameters for sampling and the LSTM's step
         generator.eval()
         with runtime.autocast():
-            sequences = self.engine.sample(generator, args.per_device_train_batch_size, rng=self.sampling_rng)
-            policy = self.rollout_model if self.rollout_model is not None else generator
-            rewards = self.engine(policy, sequences, self.reward, rng=self.sampling_rng)
+            sequences = self.engine.sample(generator, micro_batch * args.gradient_accumulation_steps,
+                                           rng=self.sampling_rng)
+            rollout_policy = self.rollout_model if self.rollout_model is not None else generator
+            with policies.acting_as(rollout_policy, generator) as policy:
+                rewards = self.engine(policy, sequences, self.reward, rng=self.sampling_rng)
         model = runtime.training_model("generator")
         model.train()
         runtime.check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         advantages = self.baseline(rewards, keep)
+        tokens = keep.sum().clamp(min=1).to(torch.float32)  # normaliser of every micro-batch's loss
+        kl_parts: list[torch.Tensor] = []
 
-        log_probs = self.token_log_probs(model, sequences)
-        loss = self.policy_gradient_loss(model, sequences, advantages, keep, log_probs)
-        if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
-            kl = self.kl_to_reference(sequences, log_probs, keep)
-            loss = loss + self.args.beta * kl
-            self.record("adversarial/kl", kl)
-        runtime.step("generator", loss, "policy-gradient loss")
+        def micro_batch_losses():
+            for start in range(0, sequences.shape[0], micro_batch):
+                rows = slice(start, start + micro_batch)
+                logits = self.policy_logits(model, sequences[rows])
+                log_probs = self.distribution.token_log_probs(logits, sequences[rows])
+                loss = self.policy_gradient_loss(model, sequences[rows], advantages[rows], keep[rows], log_probs,
+                                                 normalizer=tokens)
+                if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
+                    kl = self.kl_to_reference(sequences[rows], logits, log_probs, keep[rows], normalizer=tokens)
+                    kl_parts.append(kl.detach())
+                    loss = loss + self.args.beta * kl
+                yield loss
+
+        loss = runtime.step("generator", micro_batch_losses(), "policy-gradient loss")
+        if kl_parts:
+            self.record("adversarial/kl", torch.stack(kl_parts).sum())
         if self.rollout_model is not None:
             self.update_rollout_policy()
 
@@ -175,48 +197,59 @@ class SeqGAN:
         self.record("adversarial/g_loss", loss)
         self.record("adversarial/reward_mean", (rewards * keep_f).sum() / keep_f.sum())
         self.record("adversarial/reward_final", rewards[:, -1].mean())
-        # Sequences in this g-step over all processes: per_device_train_batch_size * world_size.
+        # Sequences in this g-step over all processes: per_device_train_batch_size * k * world_size.
         self.record("adversarial/global_batch_size", sequences.shape[0], reduction="sum")
 
-    def token_log_probs(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
-        """log G(y_t | y_<t) [B, T] of the sampled tokens, under the policy at the sampling temperature."""
+    def policy_logits(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
+        """The generator's raw next-token logits [B, T, V] at every sampled position (teacher forcing)."""
         inputs = torch.cat([sequences.new_full((sequences.shape[0], 1), self.engine.bos_token_id),
                             sequences[:, :-1]], dim=1)
         with self.runtime.autocast():
-            logits = model(input_ids=inputs).logits.float() / self.args.temperature
-        return torch.log_softmax(logits, dim=-1).gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+            return model(input_ids=inputs).logits
+
+    def token_log_probs(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
+        """log G(y_t | y_<t) [B, T] of the sampled tokens under the sampling distribution (temperature, top-k,
+        top-p: `seqgan_hf.sampling`), the distribution they were drawn from."""
+        return self.distribution.token_log_probs(self.policy_logits(model, sequences), sequences)
 
     def policy_gradient_loss(
         self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor,
-        log_probs: torch.Tensor | None = None,
+        log_probs: torch.Tensor | None = None, normalizer: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """-mean over kept tokens of log G(y_t | y_<t) * advantage_t (the policy at the sampling temperature)."""
+        """-sum over kept tokens of log G(y_t | y_<t) * advantage_t, divided by `normalizer` (default: the kept
+        tokens here, i.e. the mean); log-probabilities under the sampling distribution."""
         if log_probs is None:
             log_probs = self.token_log_probs(model, sequences)
         mask = mask.to(log_probs.dtype)
-        return -(log_probs * advantages.detach() * mask).sum() / mask.sum().clamp(min=1.0)
+        normalizer = mask.sum().clamp(min=1.0) if normalizer is None else normalizer
+        return -(log_probs * advantages.detach() * mask).sum() / normalizer
 
-    def kl_to_reference(self, sequences: torch.LongTensor, log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean over kept tokens of KL(G || G_ref) per token, estimated on the sampled tokens with the
-        non-negative, unbiased k3 estimator exp(r) - r - 1, r = log G_ref(y_t) - log G(y_t)."""
-        with torch.no_grad():
-            reference = self.token_log_probs(self.reference_model, sequences)
-        ratio = reference - log_probs
+    def kl_to_reference(self, sequences: torch.LongTensor, logits: torch.Tensor, log_probs: torch.Tensor,
+                        mask: torch.Tensor, normalizer: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum over kept tokens of KL(G || G_ref) per token / `normalizer` (default: the mean), estimated on the
+        sampled tokens with the non-negative, unbiased k3 estimator exp(r) - r - 1, r = log G_ref(y_t) - log G(y_t).
+
+        Both distributions are temperature-scaled but never top-k / top-p truncated: truncation could give a
+        token zero probability under one policy and not the other (an infinite KL)."""
+        full = SamplingDistribution(self.args.temperature)
+        if self.distribution.truncated:
+            log_probs = full.token_log_probs(logits, sequences)
+        with torch.no_grad(), policies.acting_as(self.reference_model, self.runtime.model("generator")) as reference:
+            reference_log_probs = full.token_log_probs(self.policy_logits(reference, sequences), sequences)
+        ratio = reference_log_probs - log_probs
         mask = mask.to(log_probs.dtype)
-        return ((torch.exp(ratio) - ratio - 1) * mask).sum() / mask.sum().clamp(min=1.0)
+        normalizer = mask.sum().clamp(min=1.0) if normalizer is None else normalizer
+        return ((torch.exp(ratio) - ratio - 1) * mask).sum() / normalizer
 
     def start_reference_policy(self, generator: nn.Module) -> None:
-        """With `beta > 0`, the reference policy is a frozen copy of the generator as adversarial training starts."""
+        """With `beta > 0`, the reference policy: a frozen copy of the generator as adversarial training starts, or
+        for a peft generator the base model itself (the adapter disabled; no copy)."""
         if self.args.beta > 0 and self.reference_model is None:
-            self.reference_model = copy.deepcopy(generator).to(self.runtime.device).eval().requires_grad_(False)
+            self.reference_model = policies.reference_policy(generator, self.runtime.device)
 
-    @torch.no_grad()
     def update_rollout_policy(self) -> None:
         """theta_beta <- rate * theta_beta + (1 - rate) * theta_G (the paper's delayed rollout policy)."""
-        rate = self.args.rollout_update_rate
-        generator = self.runtime.full_model("generator")
-        for rollout_param, param in zip(self.rollout_model.parameters(), generator.parameters()):
-            rollout_param.mul_(rate).add_(param.detach(), alpha=1.0 - rate)
+        policies.move_towards(self.rollout_model, self.runtime.full_model("generator"), self.args.rollout_update_rate)
 
     # ---- the d-step ------------------------------------------------------------------------------------
 
@@ -244,20 +277,34 @@ class SeqGAN:
 
         discriminator = runtime.training_model("discriminator")
         discriminator.train()
+        # One update per discriminator_batch_size * k sequences (k = gradient_accumulation_steps).
+        update_size = args.discriminator_batch_size * args.gradient_accumulation_steps
         for _ in range(epochs):
             order = torch.randperm(len(sequences), generator=rng).to(device)
-            for batch_index in order.split(args.discriminator_batch_size):
+            for batch_index in order.split(update_size):
                 self._discriminator_update(discriminator, sequences[batch_index], labels[batch_index])
 
     def _discriminator_update(self, discriminator: nn.Module, sequences: torch.LongTensor,
                               labels: torch.Tensor) -> None:
-        inputs = self.adapter.encode(sequences, self.runtime.device)
-        with self.runtime.autocast():
-            logits = discriminator(**inputs).logits
-            # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().
-            loss = self.adapter.loss(logits, labels) + regularization_loss(self.runtime.model("discriminator"))
-        self.runtime.step("discriminator", loss, "discriminator loss")
-        predictions = self.adapter.predictions(logits.detach())
+        """One update of D on `sequences`, in micro-batches of `discriminator_batch_size` whose losses are weighted
+        by their share of the batch (so they add up to the whole batch's mean loss)."""
+        micro_batch = self.args.discriminator_batch_size
+        predictions: list[torch.Tensor] = []
+
+        def micro_batch_losses():
+            for start in range(0, len(sequences), micro_batch):
+                rows = slice(start, start + micro_batch)
+                inputs = self.adapter.encode(sequences[rows], self.runtime.device)
+                with self.runtime.autocast():
+                    logits = discriminator(**inputs).logits
+                    # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().
+                    loss = self.adapter.loss(logits, labels[rows]) + regularization_loss(
+                        self.runtime.model("discriminator"))
+                predictions.append(self.adapter.predictions(logits.detach()))
+                yield loss * (len(labels[rows]) / len(labels))
+
+        loss = self.runtime.step("discriminator", micro_batch_losses(), "discriminator loss")
+        predictions = torch.cat(predictions)
         real = labels == 1
         self.record("discriminator/loss", loss)
         if real.any():

@@ -216,3 +216,42 @@ def looks_local(value: str) -> bool:
     if "/" not in value:
         return False  # a bare name such as gpt2: a Hub id
     return not _HUB_ID.fullmatch(value) or os.path.isdir(value.split("/")[0])
+
+
+def apply_peft(model, peft_config):
+    """`model` with a fresh peft adapter from `peft_config` (only the adapter trains), refused with a fix when
+    peft is missing or the model carries an adapter already."""
+    try:
+        import peft
+    except ImportError as error:
+        raise ImportError("peft_config needs the peft package: pip install 'seqgan-hf[peft]'.") from error
+    if not isinstance(peft_config, peft.PeftConfig):
+        raise TypeError(f"peft_config must be a peft.PeftConfig (e.g. peft.LoraConfig(...)), got "
+                        f"{type(peft_config).__name__}.")
+    if isinstance(model, peft.PeftModel):
+        raise ValueError("model is already a PeftModel, and peft_config asks for another adapter: pass the "
+                         "PeftModel without peft_config, or the base model with peft_config.")
+    if peft_config.task_type not in (None, "CAUSAL_LM", peft.TaskType.CAUSAL_LM):
+        raise ValueError(f"peft_config.task_type is {peft_config.task_type!r}; the generator is a causal LM: use "
+                         "task_type='CAUSAL_LM' (or leave it unset).")
+    if peft_config.task_type is None:
+        peft_config.task_type = peft.TaskType.CAUSAL_LM
+    return peft.get_peft_model(model, peft_config)
+
+
+def enable_activation_checkpointing(model, kwargs: dict | None) -> None:
+    """The Trainer's `activation_checkpointing` (alias `gradient_checkpointing`) on the generator, refused with a
+    fix for a model that does not support it (e.g. the paper's LSTM)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"SeqGANConfig.gradient_checkpointing: {type(model).__name__} does not support activation "
+            "checkpointing. Turn it off, or lower per_device_train_batch_size (with gradient_accumulation_steps "
+            "to keep the batch) to save memory."
+        )
+    kwargs = dict(kwargs or {})
+    # Without reentrant checkpointing the frozen inputs of a peft model need no requires_grad trick.
+    kwargs.setdefault("use_reentrant", False)
+    every_n_layers = kwargs.pop("every_n_layers", 1)
+    offload = kwargs.pop("offload", False)
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, every_n_layers=every_n_layers,
+                                          offload=offload)

@@ -101,7 +101,39 @@ class SeqGANConfig(TrainingArguments):
             "counts them), 'drop' (leave them out, with a warning) or 'error' (refuse the data)."
         },
     )
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the generator policy."})
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Sampling temperature of the policy. The policy is the distribution sequences and rollouts are "
+            "sampled from: softmax of logits / temperature, truncated by top_k and top_p and renormalised; the "
+            "policy gradient's log-probabilities are taken under exactly that distribution."
+        },
+    )
+    top_k: int = field(
+        default=0,
+        metadata={"help": "Sample only among the top_k most likely tokens at each position (0: no top-k cut)."},
+    )
+    top_p: float = field(
+        default=1.0,
+        metadata={"help": "Nucleus sampling: the smallest set of most likely tokens with mass >= top_p (1.0: none)."},
+    )
+    generation_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Training-time sampling settings as generate() keyword arguments (a dict, or JSON on the command "
+            "line): temperature, top_k, top_p (do_sample must stay true). They set the fields of the same names; "
+            "any other key is refused, since SeqGAN's sampler would not apply it."
+        },
+    )
+    overwrite_generation_config: bool = field(
+        default=False,
+        metadata={
+            "help": "Also write the training-time sampling settings into the saved generator's "
+            "generation_config.json, so a plain generate() samples as training did. Default: the model's own "
+            "generation_config is saved as given, and the settings go beside it to "
+            "training_generation_config.json (read by seqgan-hf sample and evaluate)."
+        },
+    )
     bos_token_id: int | None = field(
         default=None,
         metadata={"help": "Start token fed before every sequence. Default: the generator's or tokenizer's BOS."},
@@ -216,11 +248,29 @@ class SeqGANConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.mle_learning_rate is None:
             self.mle_learning_rate = self.learning_rate
-        for name in ("model_init_kwargs", "discriminator_init_kwargs"):
+        for name in ("model_init_kwargs", "discriminator_init_kwargs", "generation_kwargs"):
             setattr(self, name, _as_dict(name, getattr(self, name)))
+        self._apply_generation_kwargs()
         super().__post_init__()
         self._validate()
         self._refuse_unhonoured_fields()
+
+    def _apply_generation_kwargs(self) -> None:
+        """Move `generation_kwargs` onto the sampling fields; refuse keys the sampler would not honour."""
+        defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+        for key, value in (self.generation_kwargs or {}).items():
+            if key == "do_sample":
+                if value is not True:
+                    raise ValueError(f"SeqGANConfig.generation_kwargs: do_sample={value!r}. SeqGAN samples its "
+                                     "policy (a REINFORCE estimate needs samples); drop do_sample.")
+            elif key not in defaults:
+                raise ValueError(f"SeqGANConfig.generation_kwargs: {key!r} is not applied by SeqGAN's sampler. "
+                                 "Use only temperature, top_k and top_p.")
+            elif getattr(self, key) not in (defaults[key], value):
+                raise ValueError(f"SeqGANConfig.generation_kwargs: {key}={value!r} contradicts {key}="
+                                 f"{getattr(self, key)!r}. Set it in one place only.")
+            else:
+                setattr(self, key, value)
 
     def _refuse_unhonoured_fields(self) -> None:
         """Refuse every `TrainingArguments` field set to something the SeqGAN loop would not do."""
@@ -253,6 +303,10 @@ class SeqGANConfig(TrainingArguments):
                 fail(name, f"got {getattr(self, name)}", "Use 0 to skip, or a positive count.")
         if self.temperature <= 0:
             fail("temperature", f"got {self.temperature}", "Use a positive temperature (1.0 samples the model as is).")
+        if not isinstance(self.top_k, int) or isinstance(self.top_k, bool) or self.top_k < 0:
+            fail("top_k", f"got {self.top_k!r}", "Use 0 (no top-k cut) or a positive number of tokens, e.g. 50.")
+        if not 0.0 < self.top_p <= 1.0:
+            fail("top_p", f"got {self.top_p}", "Use a value in (0, 1], e.g. 0.95 (1.0: no nucleus cut).")
         if self.sequence_overflow not in SEQUENCE_OVERFLOW:
             fail("sequence_overflow", f"got {self.sequence_overflow!r}", f"Choose one of {SEQUENCE_OVERFLOW}.")
         if self.rollout_policy not in ROLLOUT_POLICIES:

@@ -20,7 +20,7 @@ BASE_TAGS = ["seqgan", "text-generation", "gan", "reinforcement-learning", "poli
 
 # The SeqGANConfig fields a reader needs to reproduce the run, in reading order.
 CONFIG_FIELDS = [
-    "sequence_length", "temperature", "per_device_train_batch_size", "world_size", "seed",
+    "sequence_length", "temperature", "top_k", "top_p", "per_device_train_batch_size", "world_size", "seed",
     "mle_epochs", "mle_learning_rate",
     "discriminator_pretrain_rounds", "discriminator_pretrain_epochs", "num_negatives",
     "discriminator_learning_rate", "discriminator_batch_size",

@@ -95,7 +95,17 @@ def deepspeed_safe_globals():
 
 def load_weights(model: nn.Module, folder: str, layout: str = PLAIN) -> None:
     """Load the weights `save_pretrained` wrote to `folder` into `model` in place (under FSDP2: each process
-    keeps its shard of them)."""
+    keeps its shard of them). A peft model takes the adapter weights `save_pretrained` wrote."""
+    adapter_file = os.path.join(folder, "adapter_model.safetensors")
+    if hasattr(model, "peft_config") and os.path.isfile(adapter_file) and layout != FSDP2:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        result = set_peft_model_state_dict(model, load_file(adapter_file))
+        unexpected = list(getattr(result, "unexpected_keys", None) or ())
+        if unexpected:
+            raise ValueError(f"Adapter weights in {folder} do not fit the model: unexpected {unexpected[:5]}.")
+        return
     weights = read_weights(folder)
     if layout == FSDP2:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict

@@ -44,6 +44,7 @@ import torch
 from .kv_cache import RolloutLayer, maskable_cache, prefix_buffer
 from .models.lstm import LSTMState
 from .rewards import RewardSource, TensorReward, WorkCounter
+from .sampling import SamplingDistribution
 
 __all__ = ["RolloutEngine", "WorkCounter", "is_recurrent", "sample_from_logits"]
 
@@ -61,15 +62,15 @@ _CPU_ROLLOUT_LOGITS = 1 << 22
 _CPU_SCORE_TOKENS = 1 << 13
 
 
-def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0) -> torch.LongTensor:
+def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
+                       top_p: float = 1.0) -> torch.LongTensor:
     """Inverse-CDF sampling: token = first index whose cumulative probability exceeds `uniforms`.
 
-    `logits` [R, V], `uniforms` [R] in [0, 1). Equivalent in distribution to `torch.multinomial`, but each
-    row's token depends only on its own logits and uniform number, which makes results independent of batching.
+    `logits` [R, V], `uniforms` [R] in [0, 1); the distribution is `SamplingDistribution(temperature, top_k,
+    top_p)`. Equivalent in distribution to `torch.multinomial`, but each row's token depends only on its own
+    logits and uniform number, which makes results independent of batching.
     """
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
+    logits = SamplingDistribution(temperature, top_k, top_p).logits(logits)
     # softmax works row by row (max, exp-sum, scale fused per row): a row's result ignores the other rows.
     return _inverse_cdf(torch.softmax(logits, dim=-1), uniforms)
 
@@ -116,7 +117,8 @@ class RolloutEngine:
         bos_token_id: the start token fed before every sequence.
         sequence_length: T, the number of tokens sampled after the start token.
         rollout_num: N, completions per prefix.
-        temperature: sampling temperature of the policy.
+        temperature, top_k, top_p: the policy's sampling distribution (`seqgan_hf.sampling`), used for the
+            sequences and for every rollout token.
         rollout_batch_size: most rows per generator forward during rollouts (bounds memory only).
         score_batch_size: most sequences per discriminator forward.
         sample_block_rows: rows per sampling pass over the vocabulary; None picks a cache-sized block on CPU
@@ -139,11 +141,13 @@ class RolloutEngine:
         sample_block_rows: int | None = None,
         score_block_tokens: int | None = None,
         rollout_block_logits: int | None = None,
+        top_k: int = 0,
+        top_p: float = 1.0,
     ):
         self.bos_token_id = bos_token_id
         self.sequence_length = sequence_length
         self.rollout_num = rollout_num
-        self.temperature = temperature
+        self.distribution = SamplingDistribution(temperature, top_k, top_p)
         self.rollout_batch_size = rollout_batch_size
         self.score_batch_size = score_batch_size
         self.sample_block_rows = sample_block_rows
@@ -160,11 +164,14 @@ class RolloutEngine:
         if block is None:
             block = max(8, _CPU_SAMPLE_ELEMENTS // vocab) if logits.device.type == "cpu" else rows
         if block <= 0 or rows <= block:
-            return sample_from_logits(logits, uniforms, self.temperature)
+            return self._sample_block(logits, uniforms)
         return torch.cat([
-            sample_from_logits(logits[start : start + block], uniforms[start : start + block], self.temperature)
+            self._sample_block(logits[start : start + block], uniforms[start : start + block])
             for start in range(0, rows, block)
         ])
+
+    def _sample_block(self, logits: torch.Tensor, uniforms: torch.Tensor) -> torch.LongTensor:
+        return _inverse_cdf(torch.softmax(self.distribution.logits(logits), dim=-1), uniforms)
 
     @torch.no_grad()
     def sample(

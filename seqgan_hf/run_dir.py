@@ -143,6 +143,10 @@ def start_run(output_dir: str, resume_run_id: str | None, overwrite: bool) -> st
     return run_id
 
 
+#: The weights file of a peft adapter (`PeftModel.save_pretrained`).
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
 def checkpoint_problem(checkpoint: str, state_name: str, world_size: int) -> str | None:
     """What is wrong with `checkpoint` (the file and the problem), or None if every file a resume reads is whole.
 
@@ -152,6 +156,8 @@ def checkpoint_problem(checkpoint: str, state_name: str, world_size: int) -> str
 
     def weights(folder: str) -> str | None:
         single = os.path.join(folder, "model.safetensors")
+        if not os.path.isfile(single) and os.path.isfile(os.path.join(folder, ADAPTER_WEIGHTS)):
+            single = os.path.join(folder, ADAPTER_WEIGHTS)  # a peft generator: the adapter alone
         if not os.path.isfile(single):
             return None if os.path.isfile(single + ".index.json") else f"{single} is missing"
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -89,15 +89,26 @@ class Runtime:
 
     # ---- one update ----------------------------------------------------------------------------------
 
-    def step(self, optimizer_name: str, loss: torch.Tensor, what: str) -> None:
+    def step(self, optimizer_name: str, loss: torch.Tensor | Iterable[torch.Tensor], what: str) -> torch.Tensor:
         """Backward, clip, step `optimizer_name` ("mle", "generator" or "discriminator") and its scheduler.
 
-        A non-finite loss or gradient norm stops training (`NonFiniteError`) before the optimizer steps, so the
-        weights never take a non-finite value."""
+        `loss` is the update's loss, or (gradient accumulation) an iterable of micro-batch losses that add up to
+        it, each computed and backpropagated in turn; returns the update's loss. A non-finite loss or gradient
+        norm stops training (`NonFiniteError`) before the optimizer steps, so the weights never take a
+        non-finite value."""
         model = self.wrapped[OPTIMIZER_MODELS[optimizer_name]]
         optimizer = self.optimizers[optimizer_name]
-        self.check_finite(what, loss)
-        self.accelerator.backward(loss)
+        total = torch.zeros((), device=self.device)
+        for micro_loss in [loss] if isinstance(loss, torch.Tensor) else loss:
+            try:
+                self.check_finite(what, micro_loss)
+            except NonFiniteError:
+                optimizer.zero_grad(set_to_none=True)  # earlier micro-batches' gradients go too
+                raise
+            # accelerate divides every backward by gradient_accumulation_steps; the micro-batch losses here
+            # already add up to the update's loss, so undo it.
+            self.accelerator.backward(micro_loss * self.accelerator.gradient_accumulation_steps)
+            total += micro_loss.detach().float()
         if self.max_grad_norm and self.max_grad_norm > 0:
             grad_norm = self.accelerator.clip_grad_norm_(model.parameters(), self.max_grad_norm)
         else:
@@ -112,6 +123,7 @@ class Runtime:
         self.schedulers[optimizer_name].step()
         optimizer.zero_grad(set_to_none=True)
         self._updated(OPTIMIZER_MODELS[optimizer_name])
+        return total
 
     def _updated(self, name: str) -> None:
         """Hook: model `name` has new parameters."""
@@ -216,6 +228,12 @@ class DeepSpeedRuntime(Runtime):
                 f"process), not {stage}: sampling, Monte Carlo rollouts and D's scoring run the models outside their "
                 "engines. Use zero_stage: 2 (recipes/accelerate/deepspeed_zero2.yaml) or FSDP2 (fsdp2.yaml)."
             )
+        if self.accelerator.gradient_accumulation_steps > 1:
+            raise NotImplementedError(
+                "SeqGANConfig.gradient_accumulation_steps > 1 is not supported under DeepSpeed (its engines count "
+                "micro-steps themselves, and a discriminator round's last update can have fewer micro-batches). "
+                "Launch without DeepSpeed (DDP or FSDP2 accumulate), or raise the per-device batch sizes."
+            )
         # DeepSpeed clips inside engine.step(), at its config's gradient_clipping ("auto": filled from
         # max_grad_norm by the Trainer); a different explicit value would silently clip elsewhere than asked.
         config = self.accelerator.state.deepspeed_plugin.deepspeed_config
@@ -242,11 +260,14 @@ class DeepSpeedRuntime(Runtime):
             return [wrapped, mle_optimizer, optimizer]
         return super()._prepare_one(model, optimizers)
 
-    def step(self, optimizer_name: str, loss: torch.Tensor, what: str) -> None:
+    def step(self, optimizer_name: str, loss: torch.Tensor | Iterable[torch.Tensor], what: str) -> torch.Tensor:
         """The engine backpropagates, reduces, clips (its gradient_clipping), steps and zeroes the gradients.
 
         A non-finite gradient norm makes DeepSpeed skip the step (fp32 and fp16; bf16 checks it only with
-        `check_grad_overflow`); `NonFiniteError` follows, and no weights are saved after it."""
+        `check_grad_overflow`); `NonFiniteError` follows, and no weights are saved after it. (`loss` may be an
+        iterable of one loss: gradient accumulation is refused under DeepSpeed, see `check_config`.)"""
+        if not isinstance(loss, torch.Tensor):
+            (loss,) = list(loss)
         self.check_finite(what, loss)
         engine = self.wrapped[OPTIMIZER_MODELS[optimizer_name]]
         scheduler = self.schedulers[optimizer_name]
@@ -266,6 +287,7 @@ class DeepSpeedRuntime(Runtime):
         grad_norm = engine.get_global_grad_norm()
         self.check_finite(f"gradient norm of the {what}", torch.as_tensor(float(grad_norm or 0.0)))
         scheduler.step()
+        return loss.detach()
 
     def state(self) -> dict:
         return {"generator_optimizer_phase": self.generator_optimizer_phase}

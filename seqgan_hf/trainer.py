@@ -41,14 +41,24 @@ from . import checkpoint as ckpt
 from . import parallel, run_dir
 from .algorithm import SeqGAN
 from .checkpoint import CheckpointMixin, NonFiniteError  # noqa: F401  (NonFiniteError: public here too)
-from .checks import check_models, check_phases, load_model, probe_models, special_token_ids
+from .checks import (
+    apply_peft,
+    check_models,
+    check_phases,
+    enable_activation_checkpointing,
+    load_model,
+    probe_models,
+    special_token_ids,
+)
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset
 from .discriminator import DiscriminatorAdapter
 from .hub import HubMixin, HubPushError, declare_remote_code  # noqa: F401  (HubPushError: public here too)
+from .policies import is_adapter_model
 from .rewards import DiscriminatorReward, RewardSource, build_reward
 from .rollout import RolloutEngine
 from .runtime import select_runtime
+from .sampling import TRAINING_GENERATION_CONFIG
 
 PHASES = {"mle": 1, "discriminator_pretrain": 2, "adversarial": 3}
 # Offsets that give every process its own sampling and data streams, distinct from set_seed(seed)'s.
@@ -98,6 +108,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         compute_metrics=None,
         evaluator=None,
         reward_funcs=None,
+        peft_config=None,
     ):
         args = args if args is not None else SeqGANConfig()
         if not isinstance(args, SeqGANConfig):
@@ -105,6 +116,10 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         if args.should_save:  # before anything else: transformers.Trainer creates the folder on its own
             run_dir.check_writable(args.output_dir)
         model = load_model(model, AutoModelForCausalLM, "model", args.model_init_kwargs)
+        if peft_config is not None:
+            model = apply_peft(model, peft_config)
+        if args.activation_checkpointing:  # the Trainer enables it in train(); here it is refused before any work
+            enable_activation_checkpointing(model, args.activation_checkpointing_kwargs)
         if discriminator is not None:
             discriminator = load_model(discriminator, AutoModelForSequenceClassification, "discriminator",
                                        args.discriminator_init_kwargs)
@@ -143,6 +158,12 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         # The runtime (one process / DDP, FSDP2 or DeepSpeed), chosen once; it holds the models from train() on.
         self.runtime = select_runtime(self.accelerator, args.max_grad_norm, self._position,
                                       user_optimizer=self.optimizer is not None)
+        if is_adapter_model(self.model) and self.runtime.layout in (parallel.FSDP2, parallel.DEEPSPEED):
+            raise NotImplementedError(
+                f"A peft generator under {self.runtime.layout} is not supported yet (its adapter-only checkpoints "
+                "and rollout policy are tested in one process and under DDP): launch with DDP (multi_gpu.yaml / "
+                "cpu_2proc.yaml), or train the full model."
+            )
         self.discriminator_reward: DiscriminatorReward | None = None  # set by _reward_source when there is a D
         self.reward: RewardSource | None = self._reward_source(reward_funcs)
         check_phases(args, self.discriminator, self.reward, reward_funcs, self.discriminator_reward)
@@ -157,6 +178,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self.rollout_engine = RolloutEngine(
             self.bos_token_id, args.sequence_length, args.rollout_num, temperature=args.temperature,
             rollout_batch_size=args.rollout_batch_size, score_batch_size=args.score_batch_size,
+            top_k=args.top_k, top_p=args.top_p,
         )
         self.algorithm = SeqGAN(
             args, self.runtime, self.rollout_engine, self.reward, self.discriminator_adapter, self.real,
@@ -174,7 +196,11 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         self._prepared = False
         self._train_started = False
         self.run_id: str | None = None  # the run that owns output_dir (`seqgan_hf.run_dir`), set by train()
-        self._configure_generation_defaults()
+        # An MLE update covers gradient_accumulation_steps micro-batches: the loader yields them together.
+        self._train_batch_size = args.train_batch_size * args.gradient_accumulation_steps
+        if args.overwrite_generation_config:  # asked for: a plain generate() then samples as training does
+            unwrapped = self.model.get_base_model() if is_adapter_model(self.model) else self.model
+            unwrapped.generation_config = self.training_generation_config()
 
     # ---- setup -----------------------------------------------------------------------------------------
 
@@ -192,20 +218,15 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         return build_reward(reward_funcs, self.args.reward_weights, self.discriminator_reward, self.processing_class,
                             self.eos_token_id, self.pad_token_id, self.args.discriminator_prefix_cache)
 
-    def _configure_generation_defaults(self) -> None:
-        """Make `generate()` on the saved model sample the way training did, unless the user set otherwise."""
-        generation_config = getattr(self.model, "generation_config", None)
-        if generation_config is None:
-            return
-        generation_config.do_sample = True
-        generation_config.max_new_tokens = self.args.sequence_length
-        generation_config.temperature = self.args.temperature
-        generation_config.top_k = 0
-        generation_config.top_p = 1.0
-        if generation_config.bos_token_id is None:
-            generation_config.bos_token_id = self.bos_token_id
-        if generation_config.pad_token_id is None and self.pad_token_id is not None:
-            generation_config.pad_token_id = self.pad_token_id
+    def training_generation_config(self):
+        """The distribution training samples from, as a `GenerationConfig` (written beside every saved generator as
+        `training_generation_config.json`; into its `generation_config.json` with `overwrite_generation_config`)."""
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            **self.rollout_engine.distribution.generation_kwargs(), max_new_tokens=self.args.sequence_length,
+            bos_token_id=self.bos_token_id, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
+        )
 
     def _num_negatives(self) -> int:
         """Negatives (and as many positives) per discriminator round on this process."""
@@ -239,7 +260,8 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
         }
         models = {"generator": self.model}
         if self.discriminator is not None:
-            d_updates = math.ceil(2 * self._num_negatives() / args.discriminator_batch_size) * (
+            update_size = args.discriminator_batch_size * args.gradient_accumulation_steps
+            d_updates = math.ceil(2 * self._num_negatives() / update_size) * (
                 args.discriminator_pretrain_rounds * args.discriminator_pretrain_epochs
                 + args.adversarial_iterations * args.d_steps * args.d_epochs
             )
@@ -367,9 +389,7 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                         self._restore_deferred_rng()  # the RNGs as they were when the checkpoint was taken
                     continue
                 self.control = self.callback_handler.on_step_begin(self.args, self.state, self.control)
-                with self.accelerator.autocast():
-                    loss = self.compute_loss(model, batch)
-                self.runtime.step("mle", loss, "MLE loss")
+                loss = self.runtime.step("mle", self._mle_losses(model, batch), "MLE loss")
                 self._record("mle/loss", loss)
                 self._record("mle/global_batch_size", batch["input_ids"].shape[0], reduction="sum")
                 self.state.epoch = epoch + (step + 1) / steps_per_epoch
@@ -377,6 +397,17 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                 if self.control.should_training_stop:
                     return
             self.control = self.callback_handler.on_epoch_end(self.args, self.state, self.control)
+
+    def _mle_losses(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        """The MLE update's loss in micro-batches of per_device_train_batch_size (gradient accumulation), each
+        micro-batch's mean token loss weighted by its share of the batch's predicted tokens."""
+        predicted = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
+        micro_batch = self.args.per_device_train_batch_size
+        for start in range(0, batch["input_ids"].shape[0], micro_batch):
+            part = {name: value[start : start + micro_batch] for name, value in batch.items()}
+            with self.accelerator.autocast():
+                loss = self.compute_loss(model, part)
+            yield loss * ((part["labels"][:, 1:] != -100).sum() / predicted)
 
     def _run_discriminator_pretraining(self) -> None:
         self._start_phase("discriminator_pretrain")
@@ -547,6 +578,9 @@ class SeqGANTrainer(CheckpointMixin, HubMixin, Trainer):
                 parallel.fix_architectures(os.path.join(output_dir, "config.json"), self.model)
         else:
             super().save_model(output_dir, _internal_call=True)
+        if self.args.should_save:
+            # The distribution training sampled from, beside the model's own generation_config (left as given).
+            self.training_generation_config().save_pretrained(output_dir, config_file_name=TRAINING_GENERATION_CONFIG)
         if self.args.should_save and generator_code is not None:
             shutil.copyfile(generator_code, os.path.join(output_dir, os.path.basename(generator_code)))
         if self.discriminator is not None:

@@ -47,11 +47,15 @@ class PlainRuntime:
         return self.models[name]
 
     def step(self, optimizer_name, loss, what):
-        self.check_finite(what, loss)
-        loss.backward()
+        total = torch.zeros(())
+        for micro_loss in [loss] if isinstance(loss, torch.Tensor) else loss:  # micro-batches add up
+            self.check_finite(what, micro_loss)
+            micro_loss.backward()
+            total += micro_loss.detach()
         self.optimizers[optimizer_name].step()
         self.optimizers[optimizer_name].zero_grad()
         self.steps[optimizer_name] += 1
+        return total
 
     def mean_over_processes(self, tensor):
         return tensor

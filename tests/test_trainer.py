@@ -46,14 +46,15 @@ def load_and_generate_in_fresh_process(output_dir, expected_class: str) -> dict:
         f"""
         import json, torch
         import seqgan_hf  # registers the paper's models with the Auto classes
-        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, GenerationConfig
         generator = AutoModelForCausalLM.from_pretrained({str(output_dir)!r})
         discriminator = AutoModelForSequenceClassification.from_pretrained({str(output_dir)!r} + "/discriminator")
-        bos = generator.generation_config.bos_token_id
-        prompt = torch.full((2, 1), bos, dtype=torch.long)
-        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt))
+        # The distribution training sampled from, saved beside the model's own generation config.
+        training = GenerationConfig.from_pretrained({str(output_dir)!r}, "training_generation_config.json")
+        prompt = torch.full((2, 1), training.bos_token_id, dtype=torch.long)
+        out = generator.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=training)
         print(json.dumps({{"generator": type(generator).__name__, "discriminator": type(discriminator).__name__,
-                          "shape": list(out.shape), "do_sample": generator.generation_config.do_sample}}))
+                          "shape": list(out.shape), "do_sample": training.do_sample}}))
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
