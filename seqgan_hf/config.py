@@ -338,9 +338,9 @@ class SeqGANConfig(TrainingArguments):
                     sum(self.reward_weights) <= 0:
                 fail("reward_weights", f"got {self.reward_weights}",
                      "Give one non-negative weight per reward function, with a positive sum.")
-        if self.gradient_accumulation_steps != 1:
+        if self.gradient_accumulation_steps < 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
-                 "SeqGAN updates are not accumulated; raise per_device_train_batch_size instead.")
+                 "Use 1 (no accumulation) or more micro-batches per update.")
 
 
 def _as_dict(name: str, value) -> dict | None:
@@ -387,10 +387,6 @@ _UNHONOURED_FIELDS: list[tuple[str, Callable[[object], bool], str]] = [
     ("metric_for_best_model", _set, "Best-model tracking is not implemented; leave it unset."),
     ("restore_callback_states_from_checkpoint", _set, "Callback states are not restored on resume; leave it False."),
     ("ignore_data_skip", _set, "A resume replays the MLE batches it skips (that keeps it bitwise); leave it False."),
-    # transformers 5 mirrors the deprecated gradient_checkpointing into activation_checkpointing: one message.
-    ("activation_checkpointing", _set, "Not supported by the SeqGAN loop yet; lower per_device_train_batch_size, "
-     "rollout_batch_size or score_batch_size to save memory (the batch sizes)."),
-    ("gradient_checkpointing", _set, "Not supported by the SeqGAN loop yet; lower the batch sizes instead."),
     ("torch_compile", _set, "Not supported by the SeqGAN loop: rollouts call the models outside forward()."),
     ("use_liger_kernel", _set, "Not supported by the SeqGAN loop; leave it False."),
     ("neftune_noise_alpha", _set, "NEFTune noise is not applied by the SeqGAN loop; leave it unset."),

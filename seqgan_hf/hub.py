@@ -128,6 +128,7 @@ class HubMixin:
             language=language,
             tags=[tags] if isinstance(tags, str) else tags,
             repo_id=getattr(self, "hub_model_id", None) or self.args.hub_model_id,
+            adapter=_adapter_facts(self.model),
         )
         os.makedirs(self.args.output_dir, exist_ok=True)
         card.save(os.path.join(self.args.output_dir, "README.md"))
@@ -219,3 +220,14 @@ def declare_remote_code(model: nn.Module) -> str | None:
         auto_class: f"{stem}.{model_class.__name__}",
     }
     return source
+
+
+def _adapter_facts(model) -> dict | None:
+    """For a peft generator: its adapter type and the base model it was built on (None otherwise)."""
+    peft_config = getattr(model, "peft_config", None)
+    if not isinstance(peft_config, dict) or not peft_config:
+        return None
+    config = next(iter(peft_config.values()))
+    adapter_type = getattr(config, "peft_type", "adapter")
+    return {"type": getattr(adapter_type, "value", adapter_type), "base": config.base_model_name_or_path}
+

@@ -61,8 +61,12 @@ def build_model_card(
     tags: list[str] | None = None,
     repo_id: str | None = None,
     reward_name: str | None = None,
+    adapter: dict | None = None,
 ) -> ModelCard:
-    """A `huggingface_hub.ModelCard` for a SeqGAN-trained generator and its discriminator."""
+    """A `huggingface_hub.ModelCard` for a SeqGAN-trained generator and its discriminator.
+
+    `adapter`: for a peft generator, `{"type": "LORA", "base": <base model name or path>}`: the card then says the
+    repo holds an adapter, names its base, and loads it with `AutoPeftModelForCausalLM`."""
     datasets = [dataset] if isinstance(dataset, str) else (list(dataset) if dataset else None)
     all_tags = list(dict.fromkeys(BASE_TAGS + list(tags or [])))
     final = _final_metrics(phase_metrics)
@@ -75,7 +79,7 @@ def build_model_card(
     data = ModelCardData(
         model_name=model_name if eval_results else None,
         eval_results=eval_results,
-        library_name="transformers",
+        library_name="peft" if adapter else "transformers",
         pipeline_tag="text-generation",
         tags=all_tags,
         base_model=base_model,
@@ -85,8 +89,18 @@ def build_model_card(
     )
     repo = repo_id or model_name
     g_class = type(generator).__name__
+    if adapter:
+        g_class = type(generator.get_base_model()).__name__
     remote = ", trust_remote_code=True" if trust_remote_code else ""
 
+    if adapter:
+        generator_line = (f"- **Generator**: a {adapter['type']} adapter (peft) on the base model "
+                          f"`{adapter['base'] or 'unnamed'}` (`{g_class}`; {_count(generator, trainable=True)} "
+                          "trainable parameters), at the repo root: adapter weights only; the base model is loaded "
+                          "from its own repo.")
+    else:
+        generator_line = (f"- **Generator**: `{g_class}`" + (f", initialised from `{base_model}`" if base_model else
+                          ", trained from scratch") + f" ({_count(generator)} parameters), at the repo root.")
     lines = [f"# {model_name}", ""]
     lines += [
         f"A `{g_class}` text generator trained with **SeqGAN** (Yu et al., AAAI 2017): maximum-likelihood "
@@ -94,8 +108,7 @@ def build_model_card(
         "\"real\" rewards each token through Monte Carlo rollouts. Trained with "
         "`seqgan_hf` on top of `transformers.Trainer` ([paper](https://arxiv.org/abs/1609.05473)).",
         "",
-        f"- **Generator**: `{g_class}`" + (f", initialised from `{base_model}`" if base_model else ", trained from "
-                                            "scratch") + f" ({_count(generator)} parameters), at the repo root.",
+        generator_line,
         (f"- **Discriminator**: `{type(discriminator).__name__}` ({_count(discriminator)} parameters), in "
          "`discriminator/`." if discriminator is not None else "- **Discriminator**: none was trained."),
         *([f"- **Reward**: `{reward_name}`."] if reward_name and reward_name != "discriminator" else []),
@@ -108,9 +121,10 @@ def build_model_card(
     lines += _phase_lines(args)
     lines += ["", "## Evaluation", ""]
     lines += _metric_lines(phase_metrics)
-    lines += ["", "## Usage", "", "```python", "from transformers import AutoModelForCausalLM, "
-              "AutoModelForSequenceClassification", "",
-              f'generator = AutoModelForCausalLM.from_pretrained("{repo}"{remote})',
+    loader = "AutoPeftModelForCausalLM" if adapter else "AutoModelForCausalLM"
+    lines += ["", "## Usage", "", "```python", *(["from peft import AutoPeftModelForCausalLM"] if adapter else []),
+              "from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification", "",
+              f'generator = {loader}.from_pretrained("{repo}"{remote})',
               f"samples = generator.generate(max_new_tokens={getattr(args, 'sequence_length', 20)})"
               "  # sampled from the start token"]
     if discriminator is not None:
@@ -130,8 +144,8 @@ def build_model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
-def _count(module) -> str:
-    return f"{sum(p.numel() for p in module.parameters()):,}"
+def _count(module, trainable: bool = False) -> str:
+    return f"{sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable):,}"
 
 
 def _phase_lines(args) -> list[str]:

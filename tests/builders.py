@@ -127,6 +127,19 @@ def tiny_llama(vocab_size: int, *, num_hidden_layers: int = 1, max_position_embe
     ))
 
 
+def tiny_qwen2(vocab_size: int, *, num_hidden_layers: int = 1, max_position_embeddings: int = 64, seed: int = 0,
+               **config):
+    """A Qwen2ForCausalLM (biased q/k/v projections, grouped-query attention)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=num_hidden_layers,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True, **config,
+    ))
+
+
 def tiny_llama_classifier(vocab_size: int, num_labels: int, *, num_hidden_layers: int = 1, seed: int = 1,
                           **config):
     """A LlamaForSequenceClassification with one key/value head."""
