@@ -99,6 +99,16 @@ class ScriptArguments:
         default_factory=lambda: list(PAPER_NUM_FILTERS), metadata={"help": "CNN filters per width."}
     )
     discriminator_num_labels: int = field(default=2, metadata={"help": "1 (sigmoid) or 2 (softmax)."})
+    # LoRA on a pretrained generator (peft), as TRL's ModelConfig names it
+    use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter on --generator (needs peft)."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA branch (0: sampling and the "
+                                                                 "g-step see the same policy)."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Module names to adapt, e.g. q_proj v_proj, or all-linear (default: "
+                                        "peft's choice for the architecture)."}
+    )
 
 
 def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
@@ -170,6 +180,17 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
     return generator, discriminator
 
 
+def _peft_config(script_args: ScriptArguments):
+    """The LoRA adapter `--use_peft` asks for (None without it)."""
+    if not script_args.use_peft:
+        return None
+    from peft import LoraConfig
+
+    targets = script_args.lora_target_modules
+    return LoraConfig(r=script_args.lora_r, lora_alpha=script_args.lora_alpha, lora_dropout=script_args.lora_dropout,
+                      target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+
+
 def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab_size: int, task) -> dict:
     """What defines the task a run trained on, for `sample` / `evaluate` to default to (paths absolute)."""
     def where(value: str | None, keyword: str | None = None) -> str | None:
@@ -183,6 +204,9 @@ def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab
         "sequence_length": config.sequence_length,
         "vocab_size": vocab_size,
         "temperature": config.temperature,
+        "top_k": config.top_k,
+        "top_p": config.top_p,
+        "use_peft": script_args.use_peft,
         "seed": config.seed,
         "train_file": where(script_args.train_file),
         "generator": where(script_args.generator, "lstm"),
@@ -219,6 +243,7 @@ def train(argv: list[str]) -> dict:
 
     from .data import load_train_file
     from .oracle import OracleEvaluator, OracleTask
+    from .sampling import SamplingDistribution
     from .trainer import SeqGANTrainer
 
     set_seed(config.seed)
@@ -234,10 +259,16 @@ def train(argv: list[str]) -> dict:
         )
         vocab_size = task.oracle.config.vocab_size
         train_dataset = load_train_file(script_args.train_file) if script_args.train_file else task.train_dataset()
-        evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples)
+        evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples,
+                                    distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
     else:  # "text" (the task was checked with the arguments)
         tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer,
                                            "--tokenizer", "tokenizer")
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            # Pretrained LM tokenizers often have none (GPT-2, SmolLM): padding only ever follows EOS here.
+            logger.info("%s has no pad token: padding with its EOS token %r.", script_args.tokenizer,
+                        tokenizer.eos_token)
+            tokenizer.pad_token = tokenizer.eos_token
         vocab_size = len(tokenizer)
         train_dataset = load_train_file(script_args.train_file)
         if script_args.discriminator_tokenizer:
@@ -246,6 +277,9 @@ def train(argv: list[str]) -> dict:
                 "--discriminator_tokenizer", "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
+    if tokenizer is not None and discriminator_tokenizer is None and discriminator.config.pad_token_id is None:
+        # A decoder classifier pools at the last non-pad token, which it finds by the pad id: the generator's.
+        discriminator.config.pad_token_id = tokenizer.pad_token_id
     if config.model_init_kwargs or config.discriminator_init_kwargs:
         # Applied by _build_models, which loaded the paths: the trainer gets the model objects.
         config = dataclasses.replace(config, model_init_kwargs=None, discriminator_init_kwargs=None)
@@ -258,6 +292,7 @@ def train(argv: list[str]) -> dict:
         discriminator_processing_class=discriminator_tokenizer,
         evaluator=evaluator,
         callbacks=[_SaveSettings(_training_settings(script_args, config, vocab_size, task))],
+        peft_config=_peft_config(script_args),
     )
     before = evaluator(trainer.model) if evaluator is not None else {}
     trainer.train()
@@ -288,6 +323,33 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "-"
 
 
+def _sampling_distribution(args, settings: dict):
+    """The distribution `sample` / `evaluate` draw from: flags over the one training sampled with (its
+    training_generation_config.json, else seqgan_cli.json), else the model's own (temperature 1, no truncation).
+    Logged, with where it came from."""
+    from .sampling import TRAINING_GENERATION_CONFIG, SamplingDistribution
+
+    saved = os.path.join(args.model_dir, TRAINING_GENERATION_CONFIG)
+    if os.path.isfile(saved):
+        from transformers import GenerationConfig
+
+        config = GenerationConfig.from_pretrained(args.model_dir, TRAINING_GENERATION_CONFIG)
+        distribution, source = SamplingDistribution.from_generation_config(config), saved
+    elif "temperature" in settings:
+        distribution = SamplingDistribution(settings["temperature"], settings.get("top_k", 0),
+                                            settings.get("top_p", 1.0))
+        source = checks.SETTINGS_NAME
+    else:
+        distribution, source = SamplingDistribution(), "no training settings found: the model's own distribution"
+    flags = {name: getattr(args, name) for name in ("temperature", "top_k", "top_p")
+             if getattr(args, name, None) is not None}
+    if flags:
+        distribution = dataclasses.replace(distribution, **flags)
+        source = f"{', '.join('--' + name for name in flags)} over {source}"
+    logger.info("Sampling from: %s (%s).", distribution.describe(), source)
+    return distribution
+
+
 def _trained_settings(model_dir: str) -> tuple[dict, str | None, dict]:
     """(the settings training saved, or {}; their file, or None; what the model's config files say)."""
     settings, source = checks.read_settings(model_dir) if os.path.isdir(model_dir) else (None, None)
@@ -310,7 +372,9 @@ def sample(argv: list[str]) -> None:
     parser.add_argument("--text", action="store_true", help="decode with the model's tokenizer")
     parser.add_argument("--max_new_tokens", type=int, default=None,
                         help="default: the sequence_length the model was trained with")
-    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--temperature", type=float, default=None, help="default: the one training sampled with")
+    parser.add_argument("--top_k", type=int, default=None, help="default: the one training sampled with")
+    parser.add_argument("--top_p", type=float, default=None, help="default: the one training sampled with")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -321,9 +385,7 @@ def sample(argv: list[str]) -> None:
     at_least(args.seed, 0, "--seed", "use a seed >= 0")
     if args.max_new_tokens is not None:
         at_least(args.max_new_tokens, 1, "--max_new_tokens", "sample at least one token")
-    if args.temperature is not None and not args.temperature > 0:
-        raise CLIError(f"temperature is {args.temperature}", "--temperature",
-                       "use a positive temperature, e.g. 1.0")
+    checks.check_sampling_flags(args)
     settings, source, facts = _trained_settings(args.model_dir)
     if args.text and (settings.get("task") == "oracle" or
                       os.path.isdir(args.model_dir) and not checks.has_tokenizer(args.model_dir)):
@@ -338,8 +400,9 @@ def sample(argv: list[str]) -> None:
                                  facts.get("sequence_length"), warn_if_differs=True)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, set_seed
 
+    distribution = _sampling_distribution(args, settings)
     set_seed(args.seed)
     model = checks.load_pretrained(AutoModelForCausalLM.from_pretrained, args.model_dir, "model_dir", "model")
     model.eval()
@@ -350,17 +413,17 @@ def sample(argv: list[str]) -> None:
     if bos is None:
         raise CLIError(f"{args.model_dir} defines no bos_token_id to start sampling from", "model_dir",
                        "set bos_token_id in its config.json or generation_config.json")
-    kwargs = {"do_sample": True}
-    if max_new_tokens is not None:
-        kwargs["max_new_tokens"] = max_new_tokens
-    if args.temperature is not None:
-        kwargs["temperature"] = args.temperature
+    # Exactly that distribution: a fresh config, so no other setting of the model's own (beams, penalties) applies.
+    generation_config = GenerationConfig(
+        **distribution.generation_kwargs(), max_new_tokens=max_new_tokens, bos_token_id=bos,
+        eos_token_id=generation_config.eos_token_id, pad_token_id=generation_config.pad_token_id)
     lines = []
     with torch.no_grad():
         for start in range(0, args.num, args.batch_size):
             count = min(args.batch_size, args.num - start)
             prompt = torch.full((count, 1), bos, dtype=torch.long)
-            output = model.generate(prompt, attention_mask=torch.ones_like(prompt), **kwargs)[:, 1:]
+            output = model.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                    generation_config=generation_config)[:, 1:]
             for row in output.tolist():
                 if tokenizer is not None:
                     lines.append(tokenizer.decode(row, skip_special_tokens=True).replace("\n", " "))
@@ -398,11 +461,20 @@ def evaluate(argv: list[str]) -> dict:
                         help="oracle sweep: also BLEU of the samples vs the held-out oracle test set, and Self-BLEU")
     parser.add_argument("--max_order", type=int, default=4, help="BLEU n-gram order")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same at every temperature)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="without --sweep: sampling temperature (default: the one training sampled with)")
+    parser.add_argument("--top_k", type=int, default=None, help="default: the one training sampled with")
+    parser.add_argument("--top_p", type=float, default=None, help="default: the one training sampled with")
     parser.add_argument("--output", default=None, help="write the result as JSON to this file")
     parser.add_argument("--plot", default=None, help="with --sweep: write the curve as a PNG to this file")
     args = parser.parse_args(argv)
     temperatures = checks.check_evaluate_args(args)
+    checks.check_sampling_flags(args)
+    if args.sweep and args.temperature is not None:
+        raise CLIError("--temperature is set with --sweep, which samples every temperature of its grid",
+                       "--temperature", "give the grid with --temperatures, or drop --sweep")
     settings, source, facts = _trained_settings(args.model_dir)
+    distribution = _sampling_distribution(args, settings)
 
     task = None
     sequence_length = checks.pick(args, "sequence_length", settings, "sequence_length", source,
@@ -441,7 +513,8 @@ def evaluate(argv: list[str]) -> dict:
                            "score it against the oracle it was trained on (its --vocab_size and "
                            "--oracle_seed, or --oracle_params)")
     if not args.sweep:
-        result = OracleEvaluator(task, num_samples=num_samples, seed=args.seed)(model)
+        result = OracleEvaluator(task, num_samples=num_samples, seed=args.seed, distribution=distribution)(model)
+        result["sampling"] = dataclasses.asdict(distribution)
     else:
         from .sweep import DEFAULT_TEMPERATURES, plot_sweeps, temperature_sweep
 
@@ -458,7 +531,7 @@ def evaluate(argv: list[str]) -> dict:
         result = temperature_sweep(
             model, temperatures or DEFAULT_TEMPERATURES, task=task, references=references,
             tokenizer=tokenizer, num_samples=num_samples, sequence_length=sequence_length,
-            max_order=args.max_order, seed=args.seed,
+            max_order=args.max_order, seed=args.seed, top_k=distribution.top_k, top_p=distribution.top_p,
         )
         result["model"] = args.model_dir
         if args.plot:

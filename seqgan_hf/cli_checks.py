@@ -230,7 +230,8 @@ def check_model_source(value: str, argument: str, kind: str, *, tokenizer: bool 
         raise CLIError(f"{kind} folder {value!r} does not exist", argument, fix)
     if not os.path.isdir(path):
         raise CLIError(f"{kind} {value!r} is a file, not a folder", argument, fix)
-    wanted = _TOKENIZER_FILES if tokenizer else ("config.json",)
+    # A peft adapter folder (adapter_config.json) names its base model; transformers loads both (needs peft).
+    wanted = _TOKENIZER_FILES if tokenizer else ("config.json", "adapter_config.json")
     if not any(os.path.isfile(os.path.join(path, name)) for name in wanted):
         raise CLIError(f"{value!r} holds no {' / '.join(wanted)}, so it is not a saved {kind}", argument, fix)
 
@@ -376,8 +377,42 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
         value = getattr(script_args, name)
         if value is not None and value != keyword:
             check_model_source(value, f"--{name}", kind, tokenizer=kind == "tokenizer")
+    _check_lora_args(script_args)
     check_output_dir(config.output_dir)
     check_fresh_output_dir(config)
+
+
+def check_sampling_flags(args) -> None:
+    """`sample` / `evaluate`: --temperature, --top_k and --top_p, when given."""
+    if args.temperature is not None and not args.temperature > 0:
+        raise CLIError(f"temperature is {args.temperature}", "--temperature", "use a positive temperature, e.g. 1.0")
+    if args.top_k is not None:
+        at_least(args.top_k, 0, "--top_k", "use 0 (no top-k cut) or a positive number of tokens")
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise CLIError(f"top_p is {args.top_p}", "--top_p", "use a value in (0, 1], e.g. 0.95 (1.0: no cut)")
+
+
+def _check_lora_args(script_args: ScriptArguments) -> None:
+    """LoRA flags act only with --use_peft on a pretrained generator; nothing set is silently unused."""
+    lora = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "lora_target_modules": None}
+    if not script_args.use_peft:
+        changed = [name for name, default in lora.items() if getattr(script_args, name) != default]
+        if changed:
+            raise CLIError(f"{changed[0]} is set but --use_peft is not", f"--{changed[0]}",
+                           "add --use_peft to train a LoRA adapter, or drop the LoRA flags")
+        return
+    if script_args.generator == "lstm":
+        raise CLIError("--use_peft needs a pretrained generator, but --generator is the built-in lstm", "--use_peft",
+                       "pass --generator <a causal LM path or Hub id>, or drop --use_peft")
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise CLIError("--use_peft needs the peft package, which is not installed", "--use_peft",
+                       "pip install 'seqgan-hf[peft]'") from None
+    at_least(script_args.lora_r, 1, "--lora_r", "use a positive rank, e.g. 16")
+    at_least(script_args.lora_alpha, 1, "--lora_alpha", "use a positive alpha, e.g. 32")
+    if not 0.0 <= script_args.lora_dropout < 1.0:
+        raise CLIError(f"lora_dropout is {script_args.lora_dropout}", "--lora_dropout", "use a value in [0, 1)")
 
 
 def check_evaluate_args(args: argparse.Namespace) -> list[float] | None:
@@ -458,21 +493,23 @@ def read_settings(model_dir: str) -> tuple[dict | None, str | None]:
 
 def saved_model_facts(model_dir: str) -> dict:
     """What the saved config files tell without loading the model: `vocab_size`, `sequence_length` (the
-    generation config's `max_new_tokens`, else the config's `sequence_length`) and where the length came
-    from."""
+    `max_new_tokens` training sampled with, from training_generation_config.json, else the generation config's,
+    else the config's `sequence_length`) and where the length came from."""
     facts: dict = {}
-    for name in ("config.json", "generation_config.json"):
+    for name in ("config.json", "generation_config.json", "training_generation_config.json"):
         path = os.path.join(model_dir, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as handle:
                 facts[name] = json.load(handle)
-    config, generation = facts.get("config.json", {}), facts.get("generation_config.json", {})
-    if generation.get("max_new_tokens"):
-        length, source = generation["max_new_tokens"], "generation_config.max_new_tokens"
-    elif config.get("sequence_length"):
-        length, source = config["sequence_length"], "config.sequence_length"
+    config = facts.get("config.json", {})
+    length, source = None, None
+    for name in ("training_generation_config.json", "generation_config.json"):
+        if facts.get(name, {}).get("max_new_tokens"):
+            length, source = facts[name]["max_new_tokens"], f"{name.removesuffix('.json')}.max_new_tokens"
+            break
     else:
-        length, source = None, None
+        if config.get("sequence_length"):
+            length, source = config["sequence_length"], "config.sequence_length"
     return {"vocab_size": config.get("vocab_size"), "sequence_length": length, "length_source": source}
 
 

@@ -17,6 +17,7 @@ from .likelihood import teacher_forced_nll
 from .metrics import load_oracle_model
 from .models import LSTMConfig, LSTMForCausalLM
 from .rollout import RolloutEngine
+from .sampling import SamplingDistribution
 
 if TYPE_CHECKING:
     import datasets
@@ -72,11 +73,15 @@ def sample_sequences(
     batch_size: int = 1000,
     seed: int | None = None,
     temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
 ) -> torch.LongTensor:
-    """Sample `num_sequences` sequences [N, T] from `model` (fed `bos_token_id` first), reproducibly by `seed`."""
+    """Sample `num_sequences` sequences [N, T] from `model` (fed `bos_token_id` first), reproducibly by `seed`, from
+    the sampling distribution `temperature`, `top_k`, `top_p` (`seqgan_hf.sampling`; default: the model's own)."""
     was_training = model.training
     model.eval()
-    engine = RolloutEngine(bos_token_id, sequence_length, rollout_num=1, temperature=temperature)
+    engine = RolloutEngine(bos_token_id, sequence_length, rollout_num=1, temperature=temperature, top_k=top_k,
+                           top_p=top_p)
     rng = torch.Generator(device="cpu")
     rng.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
     chunks = [
@@ -138,11 +143,13 @@ class OracleTask:
         return datasets.Dataset.from_dict({"input_ids": self.train.tolist()})
 
     def nll_oracle(self, generator: torch.nn.Module, num_samples: int = 10_000, seed: int = 0,
-                   temperature: float = 1.0) -> float:
-        """Oracle NLL of `num_samples` fresh samples from `generator` (lower = more oracle-like)."""
+                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> float:
+        """Oracle NLL of `num_samples` fresh samples from `generator` (lower = more oracle-like), drawn at
+        `temperature` with `top_k` / `top_p` truncation (default: the generator's own distribution)."""
         self.oracle.to(next(generator.parameters()).device)
         samples = sample_sequences(
-            generator, num_samples, self.sequence_length, self.bos_token_id, seed=seed, temperature=temperature
+            generator, num_samples, self.sequence_length, self.bos_token_id, seed=seed, temperature=temperature,
+            top_k=top_k, top_p=top_p,
         )
         return teacher_forced_nll(self.oracle, samples, self.bos_token_id).nll
 
@@ -160,15 +167,22 @@ class OracleTask:
 class OracleEvaluator:
     """`SeqGANTrainer(evaluator=...)` for the oracle task: NLL_oracle of fresh samples and NLL_test.
 
-    Samples are drawn with a fixed seed so evaluations at different times are comparable."""
+    Samples are drawn with a fixed seed so evaluations at different times are comparable, from `distribution`
+    (default: the generator's own, temperature 1 without truncation; pass training's to score what it samples).
+    NLL_test is scored at the distribution's temperature, never truncated (a cut token would make it infinite)."""
 
-    def __init__(self, task: OracleTask, num_samples: int = 10_000, seed: int = 1234):
+    def __init__(self, task: OracleTask, num_samples: int = 10_000, seed: int = 1234,
+                 distribution: SamplingDistribution | None = None):
         self.task = task
         self.num_samples = num_samples
         self.seed = seed
+        self.distribution = distribution or SamplingDistribution()
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
+        distribution = self.distribution
         return {
-            "nll_oracle": self.task.nll_oracle(generator, self.num_samples, seed=self.seed),
-            "nll_test": self.task.nll_test(generator),
+            "nll_oracle": self.task.nll_oracle(generator, self.num_samples, seed=self.seed,
+                                               temperature=distribution.temperature, top_k=distribution.top_k,
+                                               top_p=distribution.top_p),
+            "nll_test": self.task.nll_test(generator, temperature=distribution.temperature),
         }

@@ -74,6 +74,8 @@ def temperature_sweep(
     max_order: int = 4,
     seed: int = 0,
     self_bleu: bool = True,
+    top_k: int = 0,
+    top_p: float = 1.0,
 ) -> dict:
     """Sample `model` at every temperature and measure each point with that same temperature.
 
@@ -92,6 +94,8 @@ def temperature_sweep(
             their first EOS for BLEU, Self-BLEU and the entropy mask.
         max_order: BLEU n-gram order (nltk smoothing method 1, see `seqgan_hf.metrics`).
         seed: sampling seed, the same at every temperature.
+        top_k, top_p: truncation of the sampling distribution at every temperature (default: none). Entropy and
+            NLL_test are those of the untruncated tempered model (a cut token would make the NLL infinite).
 
     Returns:
         `{"temperatures": [...], "points": [{"temperature", "entropy", "nll_oracle", "nll_test", "bleu",
@@ -133,7 +137,8 @@ def temperature_sweep(
     points = []
     for temperature in temperatures:
         point: dict[str, float] = {"temperature": temperature}
-        samples = sample_sequences(model, num_samples, sequence_length, bos, seed=seed, temperature=temperature)
+        samples = sample_sequences(model, num_samples, sequence_length, bos, seed=seed, temperature=temperature,
+                                   top_k=top_k, top_p=top_p)
         contexts_score = teacher_forced_nll(model, contexts, bos, temperature=temperature, mask=context_mask,
                                             batch_size=_ENTROPY_BATCH, entropy=True)
         point["entropy"] = contexts_score.entropy
@@ -154,6 +159,8 @@ def temperature_sweep(
         "num_samples": num_samples,
         "sequence_length": sequence_length,
         "seed": seed,
+        "top_k": top_k,
+        "top_p": top_p,
         "entropy_contexts": context_name,
     }
     if task is not None:

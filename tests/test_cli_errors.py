@@ -334,7 +334,7 @@ def test_evaluate_without_settings_uses_the_model_config(paths, tmp_path, capsys
     result, _ = _evaluate(capsys, str(bare), "--num_test", "32", "--num_samples", "32")
     assert f"has no {SETTINGS_NAME}" in caplog.text
     assert "vocab_size 30 from its config.json" in caplog.text
-    assert "sequence_length 6 from its generation_config.max_new_tokens" in caplog.text
+    assert "sequence_length 6 from its training_generation_config.max_new_tokens" in caplog.text
     explicit, _ = _evaluate(capsys, paths["run"], "--oracle_seed", "0", "--num_test", "32",
                             "--num_samples", "32")
     assert result == explicit
@@ -345,8 +345,8 @@ def test_sample_uses_the_trained_length(paths, tmp_path, capsys, caplog):
     # The settings come before the generation config ...
     edited = tmp_path / "edited"
     shutil.copytree(paths["run"], edited)
-    generation = json.loads((edited / "generation_config.json").read_text())
-    (edited / "generation_config.json").write_text(json.dumps({**generation, "max_new_tokens": 9}))
+    generation = json.loads((edited / "training_generation_config.json").read_text())
+    (edited / "training_generation_config.json").write_text(json.dumps({**generation, "max_new_tokens": 9}))
     assert _sample_lengths(capsys, str(edited), "--num", "2")[0] == [6, 6]
     # ... which is the fallback, said in a log line.
     (edited / SETTINGS_NAME).unlink()
