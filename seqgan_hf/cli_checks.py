@@ -78,9 +78,27 @@ def warn(message: str) -> None:
 
 # ---- recipes ----------------------------------------------------------------------------------------------
 
+# The recipes shipped in the package (the repo's recipes/ links here).
+_RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
+
+
+def packaged_recipe(name: str) -> str | None:
+    """The recipe shipped in the package under `name` (e.g. `text_pretrained_lora`, with or without `.yaml`) when
+    `name` is not an existing path; None otherwise."""
+    if os.path.exists(name) or os.sep in name:
+        return None
+    candidate = os.path.join(_RECIPES, name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return candidate if os.path.isfile(candidate) else None
+
+
 def load_recipe(path: str) -> dict:
     """The YAML recipe at `path` as a dict, refusing anything that is not a non-empty mapping."""
     example = "write one `field: value` per line, e.g. `mle_epochs: 5` (see recipes/oracle_quick.yaml)"
+    path = packaged_recipe(path) or path
+    if not os.path.exists(path):
+        names = sorted(name[: -len(".yaml")] for name in os.listdir(_RECIPES) if name.endswith(".yaml"))
+        raise CLIError(f"recipe {path!r} does not exist", "--config", "check the path (relative paths start at "
+                       f"{os.getcwd()}), or name a recipe shipped with seqgan_hf: {', '.join(names)}")
     check_input_file(path, "--config", "recipe")
     try:
         with open(path, encoding="utf-8") as handle:
