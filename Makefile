@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-# The test extra adds pytest, ruff, the metric references and DeepSpeed (for tests/test_deepspeed.py); the demo
+# The test extra adds pytest, ruff, the metric references, peft (LoRA tests) and DeepSpeed (tests/test_deepspeed.py); the demo
 # does not need them (and accelerate imports DeepSpeed, with a start-up warning, wherever it is installed).
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[test]"
