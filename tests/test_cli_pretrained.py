@@ -4,6 +4,7 @@ LoRA flags, and the sampling distribution `sample` / `evaluate` use and say."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ import torch
 from seqgan_hf.cli import main
 from tests.builders import CORPUS, lm_token_ids, tiny_llama, tiny_llama_classifier, train_tokenizer
 from tests.test_cli import REPO, TINY, run_cli
+
+REPO_PATH = Path(REPO)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,48 @@ def test_sample_and_evaluate_use_and_say_the_training_distribution(tmp_path):
     AutoModelForCausalLM.from_pretrained(out).save_pretrained(bare)
     sampled = run_cli("sample", str(bare), "--num", "2", "--output", str(samples))
     assert "Sampling from: temperature 1, top_k 0, top_p 1 (no training settings found" in sampled.stderr
+
+
+# Every rank runs the CLI, then saves the adapter it ended with: DDP must keep them identical.
+_RANK_SCRIPT = r"""
+import os, sys
+from safetensors.torch import save_file
+import seqgan_hf.cli as cli
+from seqgan_hf import SeqGANTrainer
+
+seen = {}
+train = SeqGANTrainer.train
+def capture(self, *args, **kwargs):
+    seen["trainer"] = self
+    return train(self, *args, **kwargs)
+SeqGANTrainer.train = capture
+cli.main(["train", *sys.argv[2:]])
+model = seen["trainer"].model
+adapter = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+save_file(adapter, os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.safetensors"))
+"""
+
+
+@pytest.mark.slow
+def test_the_lora_recipe_under_accelerate_launch_with_two_processes(tmp_path, local_models):
+    from peft import AutoPeftModelForCausalLM
+    from safetensors.torch import load_file
+
+    from tests.launch import accelerate_launch
+
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    out = tmp_path / "run"
+    log = accelerate_launch(REPO_PATH / "recipes" / "accelerate" / "cpu_2proc.yaml", [
+        str(script), str(tmp_path), "--config", "text_pretrained_lora", "--generator", str(local_models / "lm"),
+        "--tokenizer", str(local_models / "lm"), "--discriminator", str(local_models / "classifier"),
+        "--train_file", str(local_models / "corpus.txt"), "--output_dir", str(out), "--sequence_length", "8",
+        "--mle_epochs", "1", "--discriminator_pretrain_rounds", "1", "--num_negatives", "16",
+        "--adversarial_iterations", "2", "--rollout_num", "2", "--per_device_train_batch_size", "4",
+        "--save_strategy", "no", "--logging_steps", "1", "--disable_tqdm", "true"], tmp_path)
+    assert "adversarial/global_batch_size': '8'" in log  # 4 sequences on each of 2 processes per g-step
+    ranks = [load_file(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys() and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
+    reloaded = AutoPeftModelForCausalLM.from_pretrained(out)
+    trained = {name: p for name, p in reloaded.named_parameters() if "lora_" in name}
+    assert trained.keys() == ranks[0].keys() and all(torch.equal(trained[k], ranks[0][k]) for k in trained)
