@@ -171,7 +171,13 @@ class SeqGAN:
         runtime.check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         advantages = self.baseline(rewards, keep)
-        tokens = keep.sum().clamp(min=1).to(torch.float32)  # normaliser of every micro-batch's loss
+        # The normaliser of every micro-batch's loss: this process's kept tokens, or with
+        # average_tokens_across_devices the mean over processes, so that once data parallelism averages the
+        # gradients the update is the per-token mean over every process's tokens.
+        tokens = keep.sum().to(torch.float32)
+        if args.average_tokens_across_devices:
+            tokens = runtime.mean_over_processes(tokens)
+        tokens = tokens.clamp(min=1.0)
         kl_parts: list[torch.Tensor] = []
 
         def micro_batch_losses():

@@ -366,7 +366,7 @@ def _set(value) -> bool:
 
 # TrainingArguments fields SeqGANTrainer's loop does not honour, when set, with what to do instead. Every other
 # field works as in transformers.Trainer (optimizer, scheduler, precision, logging, evaluation, saving, Hub,
-# dataloader and distributed settings); `tests/test_config.py` goes through the whole list.
+# dataloader and distributed settings); `tests/test_bad_inputs.py` goes through the list.
 _UNHONOURED_FIELDS: list[tuple[str, Callable[[object], bool], str]] = [
     ("num_train_epochs", lambda v: v != 3.0, "The phases have their own lengths: set mle_epochs, "
      "discriminator_pretrain_rounds and adversarial_iterations."),

@@ -388,8 +388,12 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
 
     def _mle_losses(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         """The MLE update's loss in micro-batches of per_device_train_batch_size (gradient accumulation), each
-        micro-batch's mean token loss weighted by its share of the batch's predicted tokens."""
-        predicted = (batch["labels"][:, 1:] != -100).sum().clamp(min=1)
+        micro-batch's mean token loss weighted by its share of the batch's predicted tokens (with
+        average_tokens_across_devices: of the mean over processes, as in the g-step)."""
+        predicted = (batch["labels"][:, 1:] != -100).sum().float()
+        if self.args.average_tokens_across_devices:
+            predicted = self.runtime.mean_over_processes(predicted)
+        predicted = predicted.clamp(min=1.0)
         micro_batch = self.args.per_device_train_batch_size
         for start in range(0, batch["input_ids"].shape[0], micro_batch):
             part = {name: value[start : start + micro_batch] for name, value in batch.items()}

@@ -234,3 +234,21 @@ def test_beta_zero_leaves_the_loss_as_it_was(tmp_path, one_thread):
     assert torch.allclose(algorithm.policy_gradient_loss(generator, sequences, advantages, mask), expected)
     algorithm.start_reference_policy(generator)
     assert algorithm.reference_model is None
+
+
+@pytest.mark.parametrize("average_tokens", [True, False])
+def test_the_g_step_normaliser_is_the_mean_token_count_over_processes(tmp_path, average_tokens):
+    """With average_tokens_across_devices, each process divides its token-loss sum by the mean token count of all
+    processes (here a stand-in for a second process with 3x the tokens: mean 2x), so that averaged gradients
+    give the per-token mean over all tokens; without it, by its own count."""
+    def g_loss(algorithm, runtime):
+        runtime.mean_over_processes = lambda tensor: tensor * 2.0 if tensor.dim() == 0 else tensor
+        algorithm.generator_step()
+        return records["adversarial/g_loss"][-1]
+
+    reward = TensorReward(lambda rows: _count_token(rows, 1))
+    algorithm, runtime, records = _seqgan(tmp_path, reward=reward, average_tokens_across_devices=average_tokens)
+    shared = g_loss(algorithm, runtime)
+    algorithm, runtime, records = _seqgan(tmp_path, reward=reward, average_tokens_across_devices=False)
+    runtime_local = g_loss(algorithm, runtime)
+    assert shared == pytest.approx(runtime_local / 2 if average_tokens else runtime_local, rel=1e-6)
