@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 
 import torch
 from torch import nn
+
+logger = logging.getLogger("seqgan_hf.trainer")
 
 
 def check_models(model, discriminator, processing_class, discriminator_processing_class) -> None:
@@ -55,6 +58,21 @@ def check_models(model, discriminator, processing_class, discriminator_processin
             "discriminator_processing_class was given, so D would read G's ids directly. Build D with "
             f"vocab_size={g_vocab}, or pass discriminator_processing_class=<D's tokenizer> to re-tokenize text."
         )
+
+
+def share_pad_token(model, discriminator, processing_class, discriminator_processing_class) -> None:
+    """A classifier reading the generator's tokens without a pad id of its own gets the generator's: decoder
+    classifiers (GPT-2, Llama, ...) find the last real token by it, and Hub checkpoints often have none."""
+    if discriminator is None or discriminator_processing_class is not None:
+        return
+    config = discriminator.config
+    if getattr(config, "pad_token_id", None) is not None:
+        return
+    pad = getattr(processing_class, "pad_token_id", None) if processing_class is not None else None
+    pad = pad if pad is not None else getattr(model.config, "pad_token_id", None)
+    if pad is not None:
+        logger.info("The discriminator's config has no pad_token_id: using the generator's (%d).", pad)
+        config.pad_token_id = pad
 
 
 def check_phases(args, discriminator, reward, reward_funcs, discriminator_reward) -> None:

@@ -277,9 +277,6 @@ def train(argv: list[str]) -> dict:
                 "--discriminator_tokenizer", "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
-    if tokenizer is not None and discriminator_tokenizer is None and discriminator.config.pad_token_id is None:
-        # A decoder classifier pools at the last non-pad token, which it finds by the pad id: the generator's.
-        discriminator.config.pad_token_id = tokenizer.pad_token_id
     if config.model_init_kwargs or config.discriminator_init_kwargs:
         # Applied by _build_models, which loaded the paths: the trainer gets the model objects.
         config = dataclasses.replace(config, model_init_kwargs=None, discriminator_init_kwargs=None)

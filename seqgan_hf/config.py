@@ -387,7 +387,9 @@ _UNHONOURED_FIELDS: list[tuple[str, Callable[[object], bool], str]] = [
     ("metric_for_best_model", _set, "Best-model tracking is not implemented; leave it unset."),
     ("restore_callback_states_from_checkpoint", _set, "Callback states are not restored on resume; leave it False."),
     ("ignore_data_skip", _set, "A resume replays the MLE batches it skips (that keeps it bitwise); leave it False."),
-    ("torch_compile", _set, "Not supported by the SeqGAN loop: rollouts call the models outside forward()."),
+    ("torch_compile", _set, "Not supported by the SeqGAN loop: rollouts call the models outside forward(), one "
+     "step at a time with a new prefix length each step, so a compiled model would recompile on nearly every "
+     "call; leave it False (torch_compile_backend / torch_compile_mode turn it on too)."),
     ("use_liger_kernel", _set, "Not supported by the SeqGAN loop; leave it False."),
     ("neftune_noise_alpha", _set, "NEFTune noise is not applied by the SeqGAN loop; leave it unset."),
     ("torch_empty_cache_steps", _set, "Not applied by the SeqGAN loop; leave it unset."),

@@ -46,6 +46,7 @@ from .checks import (
     enable_activation_checkpointing,
     load_model,
     probe_models,
+    share_pad_token,
     special_token_ids,
 )
 from .config import SeqGANConfig
@@ -121,6 +122,7 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         if discriminator is not None:
             discriminator = load_model(discriminator, AutoModelForSequenceClassification, "discriminator",
                                        args.discriminator_init_kwargs)
+        share_pad_token(model, discriminator, processing_class, discriminator_processing_class)
         check_models(model, discriminator, processing_class, discriminator_processing_class)
         probe_models(model, discriminator, processing_class)
 
