@@ -356,3 +356,61 @@ def test_failed_background_pushes_warn_and_non_blocking_push_fails_with_clear_er
         assert (run / f"checkpoint-{step}" / "discriminator" / "model.safetensors").exists()
     assert (run / "README.md").exists()
     assert [c.title for c in hub.commits("user/seqgan-async-broken")] == ["initial commit"]
+
+
+# A LoRA generator on a tiny GPT-2 base saved locally: push_to_hub uploads the adapter (not the base), the card, the
+# training sampling config and the discriminator; a fresh process pulls the adapter with AutoPeftModelForCausalLM.
+LORA_PUSH = _COMMON + r"""
+from peft import LoraConfig
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+import datasets
+from seqgan_hf import SeqGANConfig, SeqGANTrainer
+
+torch.manual_seed(0)
+base = GPT2LMHeadModel(GPT2Config(vocab_size=24, n_embd=16, n_layer=1, n_head=2, n_positions=32, bos_token_id=0,
+                                  eos_token_id=1, pad_token_id=2))
+base.save_pretrained(out / "base")
+discriminator = GPT2ForSequenceClassification(GPT2Config(vocab_size=24, n_embd=16, n_layer=1, n_head=2,
+                                                         n_positions=32, num_labels=2, pad_token_id=2))
+data = datasets.Dataset.from_dict({"input_ids": [[3, 4, 5, 6, 7], [7, 6, 5, 4, 3]] * 8})
+args = SeqGANConfig(output_dir=str(out / "run"), sequence_length=6, per_device_train_batch_size=8, mle_epochs=1,
+                    discriminator_pretrain_rounds=1, num_negatives=16, adversarial_iterations=1, d_steps=1,
+                    d_epochs=1, rollout_num=2, discriminator_batch_size=8, disable_tqdm=True, report_to="none",
+                    beta=0.1, push_to_hub=True, hub_token="test", hub_model_id="user/seqgan-lora",
+                    hub_strategy="end")
+trainer = SeqGANTrainer(str(out / "base"), discriminator, args, train_dataset=data,
+                        peft_config=LoraConfig(r=2, target_modules=["c_attn"]))
+trainer.train()
+trainer.push_to_hub()
+adapter = {k: v.detach().contiguous() for k, v in trainer.model.named_parameters() if v.requires_grad}
+save_file(adapter, out / "adapter.safetensors")
+"""
+
+LORA_PULL = _COMMON + r"""
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained("user/seqgan-lora").eval()
+adapter = {k: v.detach().contiguous() for k, v in model.named_parameters() if "lora_" in k}
+save_file(adapter, out / "pulled.safetensors")
+prompt = torch.zeros((2, 1), dtype=torch.long)
+generated = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True,
+                           max_new_tokens=4, pad_token_id=2)
+(out / "pulled.json").write_text(json.dumps({"shape": list(generated.shape)}))
+"""
+
+
+def test_a_lora_generator_pushes_its_adapter_and_loads_back_with_peft(hub, tmp_path) -> None:
+    pushed = _run(hub, LORA_PUSH, tmp_path / "push")
+    files = hub.files("user/seqgan-lora")
+    for name in ("adapter_config.json", "adapter_model.safetensors", "training_generation_config.json",
+                 "README.md", "discriminator/model.safetensors"):
+        assert name in files, name
+    assert "model.safetensors" not in files  # the base model stays where it came from
+    readme = files["README.md"].decode()
+    metadata = yaml.safe_load(readme.split("---\n")[1])
+    assert metadata["library_name"] == "peft"
+    assert "LORA adapter (peft) on the base model" in readme and str(pushed / "base") in readme
+    assert "AutoPeftModelForCausalLM.from_pretrained" in readme
+    pulled = _run(hub, LORA_PULL, tmp_path / "pull")
+    trained, loaded = load_file(pushed / "adapter.safetensors"), load_file(pulled / "pulled.safetensors")
+    assert trained.keys() == loaded.keys() and all(torch.equal(trained[k], loaded[k]) for k in trained)
+    assert json.loads((pulled / "pulled.json").read_text())["shape"] == [2, 5]
