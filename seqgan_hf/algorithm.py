@@ -20,6 +20,7 @@ DDP, FSDP2 and DeepSpeed). MLE pretraining is the Trainer's teacher forcing and 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -180,20 +181,20 @@ class SeqGAN:
         tokens = tokens.clamp(min=1.0)
         kl_parts: list[torch.Tensor] = []
 
-        def micro_batch_losses():
-            for start in range(0, sequences.shape[0], micro_batch):
-                rows = slice(start, start + micro_batch)
-                logits = self.policy_logits(model, sequences[rows])
-                log_probs = self.distribution.token_log_probs(logits, sequences[rows])
-                loss = self.policy_gradient_loss(model, sequences[rows], advantages[rows], keep[rows], log_probs,
-                                                 normalizer=tokens)
-                if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
-                    kl = self.kl_to_reference(sequences[rows], logits, log_probs, keep[rows], normalizer=tokens)
-                    kl_parts.append(kl.detach())
-                    loss = loss + self.args.beta * kl
-                yield loss
+        def micro_batch_loss(rows: slice) -> torch.Tensor:
+            logits = self.policy_logits(model, sequences[rows])
+            log_probs = self.distribution.token_log_probs(logits, sequences[rows])
+            loss = self.policy_gradient_loss(model, sequences[rows], advantages[rows], keep[rows], log_probs,
+                                             normalizer=tokens)
+            if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
+                kl = self.kl_to_reference(sequences[rows], logits, log_probs, keep[rows], normalizer=tokens)
+                kl_parts.append(kl.detach())
+                loss = loss + self.args.beta * kl
+            return loss
 
-        loss = runtime.step("generator", micro_batch_losses(), "policy-gradient loss")
+        micro_batches = [functools.partial(micro_batch_loss, slice(start, start + micro_batch))
+                         for start in range(0, sequences.shape[0], micro_batch)]
+        loss = runtime.step("generator", micro_batches, "policy-gradient loss")
         if kl_parts:
             self.record("adversarial/kl", torch.stack(kl_parts).sum())
         if self.rollout_model is not None:
@@ -297,19 +298,18 @@ class SeqGAN:
         micro_batch = self.args.discriminator_batch_size
         predictions: list[torch.Tensor] = []
 
-        def micro_batch_losses():
-            for start in range(0, len(sequences), micro_batch):
-                rows = slice(start, start + micro_batch)
-                inputs = self.adapter.encode(sequences[rows], self.runtime.device)
-                with self.runtime.autocast():
-                    logits = discriminator(**inputs).logits
-                    # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().
-                    loss = self.adapter.loss(logits, labels[rows]) + regularization_loss(
-                        self.runtime.model("discriminator"))
-                predictions.append(self.adapter.predictions(logits.detach()))
-                yield loss * (len(labels[rows]) / len(labels))
+        def micro_batch_loss(rows: slice) -> torch.Tensor:
+            inputs = self.adapter.encode(sequences[rows], self.runtime.device)
+            with self.runtime.autocast():
+                logits = discriminator(**inputs).logits
+                # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().
+                loss = self.adapter.loss(logits, labels[rows]) + regularization_loss(self.runtime.model("discriminator"))
+            predictions.append(self.adapter.predictions(logits.detach()))
+            return loss * (len(labels[rows]) / len(labels))
 
-        loss = self.runtime.step("discriminator", micro_batch_losses(), "discriminator loss")
+        micro_batches = [functools.partial(micro_batch_loss, slice(start, start + micro_batch))
+                         for start in range(0, len(sequences), micro_batch)]
+        loss = self.runtime.step("discriminator", micro_batches, "discriminator loss")
         predictions = torch.cat(predictions)
         real = labels == 1
         self.record("discriminator/loss", loss)

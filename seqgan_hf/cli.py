@@ -277,6 +277,10 @@ def train(argv: list[str]) -> dict:
                 "--discriminator_tokenizer", "tokenizer")
 
     generator, discriminator = _build_models(script_args, vocab_size, config, tokenizer)
+    if script_args.generator == "lstm" and not config.overwrite_generation_config:
+        # The CLI built this LSTM: it has no generation config of anyone's to keep, so a plain generate() on the
+        # saved model samples as training did.
+        config = dataclasses.replace(config, overwrite_generation_config=True)
     if config.model_init_kwargs or config.discriminator_init_kwargs:
         # Applied by _build_models, which loaded the paths: the trainer gets the model objects.
         config = dataclasses.replace(config, model_init_kwargs=None, discriminator_init_kwargs=None)

@@ -16,10 +16,11 @@ Each one gives: `prepare` (wrap the models and their optimizers), the model view
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -89,25 +90,30 @@ class Runtime:
 
     # ---- one update ----------------------------------------------------------------------------------
 
-    def step(self, optimizer_name: str, loss: torch.Tensor | Iterable[torch.Tensor], what: str) -> torch.Tensor:
+    def step(self, optimizer_name: str, loss: torch.Tensor | Sequence[Callable[[], torch.Tensor]],
+             what: str) -> torch.Tensor:
         """Backward, clip, step `optimizer_name` ("mle", "generator" or "discriminator") and its scheduler.
 
-        `loss` is the update's loss, or (gradient accumulation) an iterable of micro-batch losses that add up to
-        it, each computed and backpropagated in turn; returns the update's loss. A non-finite loss or gradient
-        norm stops training (`NonFiniteError`) before the optimizer steps, so the weights never take a
-        non-finite value."""
+        `loss` is the update's loss, or (gradient accumulation) functions computing micro-batch losses that add up
+        to it, each computed and backpropagated in turn (only the last one synchronises gradients across
+        processes); returns the update's loss. A non-finite loss or gradient norm stops training
+        (`NonFiniteError`) before the optimizer steps, so the weights never take a non-finite value."""
         model = self.wrapped[OPTIMIZER_MODELS[optimizer_name]]
         optimizer = self.optimizers[optimizer_name]
+        parts = [lambda: loss] if isinstance(loss, torch.Tensor) else list(loss)
         total = torch.zeros((), device=self.device)
-        for micro_loss in [loss] if isinstance(loss, torch.Tensor) else loss:
-            try:
-                self.check_finite(what, micro_loss)
-            except NonFiniteError:
-                optimizer.zero_grad(set_to_none=True)  # earlier micro-batches' gradients go too
-                raise
-            # accelerate divides every backward by gradient_accumulation_steps; the micro-batch losses here
-            # already add up to the update's loss, so undo it.
-            self.accelerator.backward(micro_loss * self.accelerator.gradient_accumulation_steps)
+        for index, compute in enumerate(parts):
+            last = index == len(parts) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                micro_loss = compute()
+                try:
+                    self.check_finite(what, micro_loss)
+                except NonFiniteError:
+                    optimizer.zero_grad(set_to_none=True)  # earlier micro-batches' gradients go too
+                    raise
+                # accelerate divides every backward by gradient_accumulation_steps; the micro-batch losses here
+                # already add up to the update's loss, so undo it.
+                self.accelerator.backward(micro_loss * self.accelerator.gradient_accumulation_steps)
             total += micro_loss.detach().float()
         if self.max_grad_norm and self.max_grad_norm > 0:
             grad_norm = self.accelerator.clip_grad_norm_(model.parameters(), self.max_grad_norm)
@@ -260,14 +266,16 @@ class DeepSpeedRuntime(Runtime):
             return [wrapped, mle_optimizer, optimizer]
         return super()._prepare_one(model, optimizers)
 
-    def step(self, optimizer_name: str, loss: torch.Tensor | Iterable[torch.Tensor], what: str) -> torch.Tensor:
+    def step(self, optimizer_name: str, loss: torch.Tensor | Sequence[Callable[[], torch.Tensor]],
+             what: str) -> torch.Tensor:
         """The engine backpropagates, reduces, clips (its gradient_clipping), steps and zeroes the gradients.
 
         A non-finite gradient norm makes DeepSpeed skip the step (fp32 and fp16; bf16 checks it only with
-        `check_grad_overflow`); `NonFiniteError` follows, and no weights are saved after it. (`loss` may be an
-        iterable of one loss: gradient accumulation is refused under DeepSpeed, see `check_config`.)"""
+        `check_grad_overflow`); `NonFiniteError` follows, and no weights are saved after it. (`loss` may be one
+        micro-batch loss function: gradient accumulation is refused under DeepSpeed, see `check_config`.)"""
         if not isinstance(loss, torch.Tensor):
-            (loss,) = list(loss)
+            (compute,) = list(loss)
+            loss = compute()
         self.check_finite(what, loss)
         engine = self.wrapped[OPTIMIZER_MODELS[optimizer_name]]
         scheduler = self.schedulers[optimizer_name]

@@ -18,6 +18,7 @@ adversarial iteration each advance `state.global_step` by one; logging, evaluati
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -388,8 +389,8 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
                     return
             self.control = self.callback_handler.on_epoch_end(self.args, self.state, self.control)
 
-    def _mle_losses(self, model: nn.Module, batch: dict[str, torch.Tensor]):
-        """The MLE update's loss in micro-batches of per_device_train_batch_size (gradient accumulation), each
+    def _mle_losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list:
+        """The MLE update's loss as functions of micro-batches of per_device_train_batch_size (gradient accumulation), each
         micro-batch's mean token loss weighted by its share of the batch's predicted tokens (with
         average_tokens_across_devices: of the mean over processes, as in the g-step)."""
         predicted = (batch["labels"][:, 1:] != -100).sum().float()
@@ -397,11 +398,15 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             predicted = self.runtime.mean_over_processes(predicted)
         predicted = predicted.clamp(min=1.0)
         micro_batch = self.args.per_device_train_batch_size
-        for start in range(0, batch["input_ids"].shape[0], micro_batch):
-            part = {name: value[start : start + micro_batch] for name, value in batch.items()}
+
+        def micro_batch_loss(rows: slice) -> torch.Tensor:
+            part = {name: value[rows] for name, value in batch.items()}
             with self.accelerator.autocast():
                 loss = self.compute_loss(model, part)
-            yield loss * ((part["labels"][:, 1:] != -100).sum() / predicted)
+            return loss * ((part["labels"][:, 1:] != -100).sum() / predicted)
+
+        return [functools.partial(micro_batch_loss, slice(start, start + micro_batch))
+                for start in range(0, batch["input_ids"].shape[0], micro_batch)]
 
     def _run_discriminator_pretraining(self) -> None:
         self._start_phase("discriminator_pretrain")

@@ -48,7 +48,8 @@ class PlainRuntime:
 
     def step(self, optimizer_name, loss, what):
         total = torch.zeros(())
-        for micro_loss in [loss] if isinstance(loss, torch.Tensor) else loss:  # micro-batches add up
+        for compute in [lambda: loss] if isinstance(loss, torch.Tensor) else loss:  # micro-batches add up
+            micro_loss = compute()
             self.check_finite(what, micro_loss)
             micro_loss.backward()
             total += micro_loss.detach()

@@ -132,8 +132,10 @@ def test_the_lora_recipe_under_accelerate_launch_with_two_processes(tmp_path, lo
         "--train_file", str(local_models / "corpus.txt"), "--output_dir", str(out), "--sequence_length", "8",
         "--mle_epochs", "1", "--discriminator_pretrain_rounds", "1", "--num_negatives", "16",
         "--adversarial_iterations", "2", "--rollout_num", "2", "--per_device_train_batch_size", "4",
-        "--save_strategy", "no", "--logging_steps", "1", "--disable_tqdm", "true"], tmp_path)
-    assert "adversarial/global_batch_size': '8'" in log  # 4 sequences on each of 2 processes per g-step
+        "--gradient_accumulation_steps", "2", "--save_strategy", "no", "--logging_steps", "1",
+        "--disable_tqdm", "true"], tmp_path)
+    # 2 micro-batches of 4 sequences on each of 2 processes per g-step (gradients synchronised once, at the end)
+    assert "adversarial/global_batch_size': '16'" in log
     ranks = [load_file(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
     reloaded = AutoPeftModelForCausalLM.from_pretrained(out)

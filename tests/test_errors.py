@@ -27,7 +27,7 @@ def ids_dataset(rows):
         ({"d_steps": 2, "d_epochs": 0}, "d_epochs"),
         ({"g_steps": 0, "d_steps": 0}, "g_steps"),
         ({"num_negatives": 0}, "num_negatives"),
-        ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps"),
+        ({"top_k": -1}, "top_k"),
         ({"sequence_length": 0}, "sequence_length"),
         ({"score_batch_size": 0}, "score_batch_size"),
     ],
