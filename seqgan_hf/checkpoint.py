@@ -363,6 +363,7 @@ RESUME_CHECKED = (
     "num_negatives", "discriminator_learning_rate", "discriminator_weight_decay", "discriminator_batch_size",
     "discriminator_max_length", "g_steps", "d_steps", "d_epochs", "rollout_num", "rollout_policy",
     "rollout_update_rate", "reward_baseline", "baseline_decay", "reward_weights", "beta", "bf16", "fp16",
+    "gradient_accumulation_steps", "average_tokens_across_devices",
 )
 #: Settings that may change on resume: they change neither the models' path nor the data.
 RESUME_SAFE = (
