@@ -200,8 +200,13 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         # An MLE update covers gradient_accumulation_steps micro-batches: the loader yields them together.
         self._train_batch_size = args.train_batch_size * args.gradient_accumulation_steps
         if args.overwrite_generation_config:  # asked for: a plain generate() then samples as training does
-            unwrapped = self.model.get_base_model() if is_adapter_model(self.model) else self.model
-            unwrapped.generation_config = self.training_generation_config()
+            if is_adapter_model(self.model):
+                raise ValueError(
+                    "SeqGANConfig.overwrite_generation_config: a peft generator saves its adapter only, with no "
+                    "generation config to write into. Leave it False: training_generation_config.json is saved "
+                    "beside the adapter (GenerationConfig.from_pretrained(dir, 'training_generation_config.json'))."
+                )
+            self.model.generation_config = self.training_generation_config()
 
     # ---- setup -----------------------------------------------------------------------------------------
 

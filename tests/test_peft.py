@@ -165,6 +165,11 @@ def test_peft_config_is_checked(tmp_path, text_dataset):
     wrapped = get_peft_model(tiny_gpt2(**lm_token_ids(tokenizer)), _lora("gpt2"))
     with pytest.raises(ValueError, match="already a PeftModel"):
         build(_lora("gpt2"), model=wrapped)
+    with pytest.raises(ValueError, match="overwrite_generation_config: a peft generator saves its adapter only"):
+        SeqGANTrainer(tiny_gpt2(**lm_token_ids(tokenizer)),
+                      tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
+                      quick_config(tmp_path, overwrite_generation_config=True), train_dataset=text_dataset,
+                      processing_class=tokenizer, peft_config=_lora("gpt2"))
 
 
 def test_the_rollout_adapter_is_swapped_in_while_it_acts_and_the_generator_is_restored():
