@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import re
@@ -253,6 +254,7 @@ def apply_peft(model, peft_config):
         raise ValueError(f"peft_config.task_type is {peft_config.task_type!r}; the generator is a causal LM: use "
                          "task_type='CAUSAL_LM' (or leave it unset).")
     if peft_config.task_type is None:
+        peft_config = copy.copy(peft_config)  # the user's object stays as given
         peft_config.task_type = peft.TaskType.CAUSAL_LM
     return peft.get_peft_model(model, peft_config)
 

@@ -90,6 +90,9 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             (TRL's convention), a [`~seqgan_hf.rewards.RewardSource`], or a frozen sequence classifier; several
             are mixed by `args.reward_weights`.
         callbacks, optimizers: as in `transformers.Trainer` (`optimizers` applies to the adversarial phase).
+        peft_config: a `peft.PeftConfig` (e.g. `LoraConfig(r=16, target_modules=[...])`): `model` gets a fresh
+            adapter and only the adapter trains; the delayed rollout policy copies the adapter alone and the KL
+            reference (`beta`) is the base with the adapter disabled. Saves and checkpoints hold the adapter.
     """
 
     _tag_names = ["seqgan", "text-generation", "gan"]
@@ -395,9 +398,9 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             self.control = self.callback_handler.on_epoch_end(self.args, self.state, self.control)
 
     def _mle_losses(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list:
-        """The MLE update's loss as functions of micro-batches of per_device_train_batch_size (gradient accumulation), each
-        micro-batch's mean token loss weighted by its share of the batch's predicted tokens (with
-        average_tokens_across_devices: of the mean over processes, as in the g-step)."""
+        """The MLE update's loss as functions of micro-batches of per_device_train_batch_size (gradient
+        accumulation): each micro-batch's mean token loss weighted by its share of the batch's predicted tokens
+        (with average_tokens_across_devices: of their mean over processes, as in the g-step)."""
         predicted = (batch["labels"][:, 1:] != -100).sum().float()
         if self.args.average_tokens_across_devices:
             predicted = self.runtime.mean_over_processes(predicted)
