@@ -162,3 +162,15 @@ def tiny_bert_classifier(vocab_size: int, num_labels: int, *, max_position_embed
         vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
         max_position_embeddings=max_position_embeddings, num_labels=num_labels, **config,
     ))
+
+
+def stop_at(step: int):
+    """A callback that stops training after training unit `step` (e.g. to leave a checkpoint to resume from)."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                control.should_training_stop = True
+
+    return StopAt()

@@ -12,6 +12,18 @@ import torch
 
 LAUNCH_TIMEOUT_S = 420
 
+# The start of a launched script that observes a run: the trainer the CLI builds ends up in `seen["trainer"]`.
+CAPTURE_TRAINER = r"""
+from seqgan_hf import SeqGANTrainer
+
+seen = {"trainer": None}
+_train = SeqGANTrainer.train
+def _capture(self, *args, **kwargs):
+    seen["trainer"] = self
+    return _train(self, *args, **kwargs)
+SeqGANTrainer.train = _capture
+"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -11,6 +11,7 @@ import torch
 
 from seqgan_hf.cli import main
 from tests.builders import CORPUS, lm_token_ids, tiny_llama, tiny_llama_classifier, train_tokenizer
+from tests.launch import CAPTURE_TRAINER
 from tests.test_cli import REPO, TINY, run_cli
 
 REPO_PATH = Path(REPO)
@@ -97,18 +98,11 @@ def test_sample_and_evaluate_use_and_say_the_training_distribution(tmp_path):
 
 
 # Every rank runs the CLI, then saves the adapter it ended with: DDP must keep them identical.
-_RANK_SCRIPT = r"""
+_RANK_SCRIPT = CAPTURE_TRAINER + r"""
 import os, sys
 from safetensors.torch import save_file
 import seqgan_hf.cli as cli
-from seqgan_hf import SeqGANTrainer
 
-seen = {}
-train = SeqGANTrainer.train
-def capture(self, *args, **kwargs):
-    seen["trainer"] = self
-    return train(self, *args, **kwargs)
-SeqGANTrainer.train = capture
 cli.main(["train", *sys.argv[2:]])
 model = seen["trainer"].model
 adapter = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}

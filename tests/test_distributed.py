@@ -14,7 +14,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.launch import accelerate_launch, assert_saved_run_loads_and_generates
+from tests.launch import CAPTURE_TRAINER, accelerate_launch, assert_saved_run_loads_and_generates
 
 REPO = Path(__file__).resolve().parent.parent
 ACCELERATE_CONFIG = REPO / "recipes" / "accelerate" / "cpu_2proc.yaml"
@@ -189,18 +189,11 @@ def _init_fsdp_on_cpu(self, *args, fsdp_plugin=None, **kwargs):
         self.fsdp_plugin = fsdp_plugin
         PartialState._shared_state["distributed_type"] = DistributedType.FSDP  # what later AcceleratorState()s copy
 AcceleratorState.__init__ = _init_fsdp_on_cpu
-
+""" + CAPTURE_TRAINER + r"""
 import seqgan_hf.cli as cli
-from seqgan_hf import SeqGANTrainer
 from torch.distributed.tensor import DTensor
 
 observe, argv = Path(sys.argv[1]), sys.argv[2:]
-seen = {}
-train = SeqGANTrainer.train
-def capture(self, *args, **kwargs):
-    seen["trainer"] = self
-    return train(self, *args, **kwargs)
-SeqGANTrainer.train = capture
 
 cli.main(["train", *argv])
 

@@ -8,7 +8,6 @@ import datasets
 import pytest
 import torch
 from peft import AutoPeftModelForCausalLM, LoraConfig
-from transformers import TrainerCallback
 
 from seqgan_hf import SeqGANTrainer
 from seqgan_hf.policies import AdapterDisabled, AdapterWeights
@@ -16,6 +15,7 @@ from tests.builders import (
     classifier_token_ids,
     lm_token_ids,
     quick_config,
+    stop_at,
     tiny_bert_classifier,
     tiny_gpt2,
     tiny_gpt2_classifier,
@@ -122,11 +122,6 @@ def test_lora_resume_ends_identical_to_an_uninterrupted_run(tmp_path, bf16_gener
     root, tokenizer = bf16_generators
     data = datasets.Dataset.from_dict({"input_ids": [[5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5]] * 8})
 
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 4:  # after the first adversarial iteration
-                control.should_training_stop = True
-
     def run(folder, callbacks=(), **overrides):
         trainer = SeqGANTrainer(
             str(root / "llama"), tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(tokenizer)),
@@ -137,7 +132,7 @@ def test_lora_resume_ends_identical_to_an_uninterrupted_run(tmp_path, bf16_gener
         return trainer
 
     whole = run(tmp_path / "whole")
-    run(tmp_path / "split", [StopAt()])
+    run(tmp_path / "split", [stop_at(4)])  # after the first adversarial iteration
     checkpoint = tmp_path / "split" / "out" / "checkpoint-4"
     assert (checkpoint / "adapter_model.safetensors").is_file() and not (checkpoint / "model.safetensors").exists()
     resumed = run(tmp_path / "split", resume_from_checkpoint="latest")

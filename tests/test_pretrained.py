@@ -133,16 +133,9 @@ def test_cli_refuses_init_kwargs_for_the_built_in_models(tmp_path, capsys):
 
 def test_kl_reference_is_checkpointed_and_a_resume_ends_identical(tmp_path):
     """beta > 0: the reference policy taken as adversarial training starts is part of a checkpoint."""
-    from transformers import TrainerCallback
-
-    from tests.builders import tiny_cnn, tiny_lstm
+    from tests.builders import stop_at, tiny_cnn, tiny_lstm
 
     data = datasets.Dataset.from_dict({"input_ids": [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]] * 8})
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 4:  # after the first adversarial iteration
-                control.should_training_stop = True
 
     def run(folder, callbacks=(), **overrides):
         trainer = SeqGANTrainer(model=tiny_lstm(), discriminator=tiny_cnn(), train_dataset=data,
@@ -154,7 +147,7 @@ def test_kl_reference_is_checkpointed_and_a_resume_ends_identical(tmp_path):
 
     whole = run(tmp_path / "whole")
     assert any("adversarial/kl" in entry for entry in whole.state.log_history)
-    run(tmp_path / "split", [StopAt()])
+    run(tmp_path / "split", [stop_at(4)])  # after the first adversarial iteration
     state = torch.load(tmp_path / "split" / "out" / "checkpoint-4" / "seqgan_state.pt", weights_only=True)
     assert state["reference_model"] is not None
     resumed = run(tmp_path / "split", resume_from_checkpoint="latest")
