@@ -23,93 +23,16 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainerCallback
 
 from . import __version__
 from . import cli_checks as checks
+from .cli_args import QUICK_DEFAULTS, ScriptArguments
 from .cli_checks import CLIError, at_least
 from .config import SeqGANConfig
-from .models.cnn import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS
 
 logger = logging.getLogger("seqgan_hf")
-
-# The demo: the paper's oracle task with the discriminator's work shrunk to fit a few CPU minutes.
-QUICK_DEFAULTS: dict = {
-    "task": "oracle",
-    "oracle_seed": 0,
-    "num_train": 5000,
-    "num_test": 5000,
-    "eval_samples": 5000,
-    "discriminator_filter_sizes": [2, 3, 4, 5, 10, 20],
-    "discriminator_num_filters": [50, 50, 50, 50, 40, 40],
-    "output_dir": "outputs/oracle_quick",
-    "mle_epochs": 20,
-    "discriminator_pretrain_rounds": 5,
-    "discriminator_pretrain_epochs": 1,
-    "num_negatives": 2000,
-    "adversarial_iterations": 30,
-    "d_steps": 1,
-    "d_epochs": 1,
-    "rollout_num": 16,
-    "logging_steps": 50,
-    "seed": 0,
-}
-
-
-@dataclass
-class ScriptArguments:
-    """What to train on, and which models: everything outside `SeqGANConfig`."""
-
-    config: str | None = field(default=None, metadata={"help": "YAML recipe giving defaults for any field."})
-    task: str = field(default="oracle", metadata={"help": "'oracle' (the paper's synthetic task) or 'text'."})
-    generator: str = field(
-        default="lstm", metadata={"help": "'lstm' (the paper's LSTM, built from config) or a causal LM path/Hub id."}
-    )
-    discriminator: str = field(
-        default="cnn", metadata={"help": "'cnn' (the paper's CNN, built from config) or a classifier path/Hub id."}
-    )
-    tokenizer: str | None = field(default=None, metadata={"help": "Generator tokenizer (text task)."})
-    discriminator_tokenizer: str | None = field(
-        default=None, metadata={"help": "The discriminator's own tokenizer, if it differs from the generator's."}
-    )
-    train_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "Training data: a text file (one example per line), a JSONL with an 'input_ids' or 'text' "
-            "field, or a save_to_disk directory. For the oracle task it replaces the sampled oracle data."
-        },
-    )
-    # oracle task
-    oracle_seed: int = field(default=0, metadata={"help": "Seed of the oracle's N(0,1) parameters and its data."})
-    oracle_params: str | None = field(default=None, metadata={"help": "Oracle .npz in the paper's layout."})
-    vocab_size: int = field(default=5000, metadata={"help": "Oracle vocabulary size."})
-    num_train: int = field(default=10_000, metadata={"help": "Oracle training sequences."})
-    num_test: int = field(default=10_000, metadata={"help": "Held-out oracle sequences for NLL_test."})
-    eval_samples: int = field(default=10_000, metadata={"help": "Generator samples scored for NLL_oracle."})
-    # the paper's models
-    generator_embedding_dim: int = field(default=32, metadata={"help": "LSTM generator embedding size."})
-    generator_hidden_dim: int = field(default=32, metadata={"help": "LSTM generator hidden size."})
-    discriminator_embedding_dim: int = field(default=64, metadata={"help": "CNN discriminator embedding size."})
-    discriminator_filter_sizes: list[int] = field(
-        default_factory=lambda: list(PAPER_FILTER_SIZES), metadata={"help": "CNN filter widths."}
-    )
-    discriminator_num_filters: list[int] = field(
-        default_factory=lambda: list(PAPER_NUM_FILTERS), metadata={"help": "CNN filters per width."}
-    )
-    discriminator_num_labels: int = field(default=2, metadata={"help": "1 (sigmoid) or 2 (softmax)."})
-    # LoRA on a pretrained generator (peft), as TRL's ModelConfig names it
-    use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter on --generator (needs peft)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA branch (0: sampling and the "
-                                                                 "g-step see the same policy)."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Module names to adapt, e.g. q_proj v_proj, or all-linear (default: "
-                                        "peft's choice for the architecture)."}
-    )
-
 
 def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
     """Flags over the recipe (`--config`, else `QUICK_DEFAULTS`), all checked before anything is built."""
@@ -180,6 +103,27 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
     return generator, discriminator
 
 
+def _text_tokenizer(script_args: ScriptArguments, train_dataset):
+    """`--tokenizer` if given (padding with EOS when it has no pad token), else one built from the training texts
+    (`--tokenizer_type`, `--tokenizer_vocab_size`, `--tokenizer_min_frequency`), saved with the generator."""
+    from transformers import AutoTokenizer
+
+    if script_args.tokenizer is None:
+        from .text import build_tokenizer
+
+        tokenizer = build_tokenizer(train_dataset["text"], script_args.tokenizer_type,
+                                    script_args.tokenizer_vocab_size, script_args.tokenizer_min_frequency)
+        logger.info("Built a %s-level tokenizer of %d tokens from --train_file (saved with the generator).",
+                    script_args.tokenizer_type, len(tokenizer))
+        return tokenizer
+    tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer, "--tokenizer", "tokenizer")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # Pretrained LM tokenizers often have none (GPT-2, SmolLM): padding only ever follows EOS here.
+        logger.info("%s has no pad token: padding with its EOS token %r.", script_args.tokenizer, tokenizer.eos_token)
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def _peft_config(script_args: ScriptArguments):
     """The LoRA adapter `--use_peft` asks for (None without it)."""
     if not script_args.use_peft:
@@ -212,6 +156,9 @@ def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab
         "generator": where(script_args.generator, "lstm"),
         "discriminator": where(script_args.discriminator, "cnn"),
         "tokenizer": where(script_args.tokenizer),
+        "tokenizer_built": script_args.tokenizer_type if script_args.task == "text" and not script_args.tokenizer
+        else None,
+        "eval_file": where(script_args.eval_file),
         "discriminator_tokenizer": where(script_args.discriminator_tokenizer),
     }
     if task is not None:
@@ -262,15 +209,19 @@ def train(argv: list[str]) -> dict:
         evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples,
                                     distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
     else:  # "text" (the task was checked with the arguments)
-        tokenizer = checks.load_pretrained(AutoTokenizer.from_pretrained, script_args.tokenizer,
-                                           "--tokenizer", "tokenizer")
-        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-            # Pretrained LM tokenizers often have none (GPT-2, SmolLM): padding only ever follows EOS here.
-            logger.info("%s has no pad token: padding with its EOS token %r.", script_args.tokenizer,
-                        tokenizer.eos_token)
-            tokenizer.pad_token = tokenizer.eos_token
-        vocab_size = len(tokenizer)
+        from .text import TextEvaluator, held_out_split, texts_of
+
         train_dataset = load_train_file(script_args.train_file)
+        eval_dataset = load_train_file(script_args.eval_file, "--eval_file") if script_args.eval_file else None
+        if eval_dataset is None and script_args.validation_split_percentage > 0:
+            train_dataset, eval_dataset = held_out_split(train_dataset, script_args.validation_split_percentage,
+                                                         config.seed)
+        tokenizer = _text_tokenizer(script_args, train_dataset)
+        vocab_size = len(tokenizer)
+        if eval_dataset is not None:
+            evaluator = TextEvaluator(texts_of(eval_dataset, tokenizer), tokenizer, config.sequence_length,
+                                      num_samples=script_args.eval_samples,
+                                      distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
         if script_args.discriminator_tokenizer:
             discriminator_tokenizer = checks.load_pretrained(
                 AutoTokenizer.from_pretrained, script_args.discriminator_tokenizer,
@@ -306,17 +257,23 @@ def train(argv: list[str]) -> dict:
     return summary
 
 
+# Columns of the end-of-training table, by metric (the oracle task's, then the text task's).
+_SUMMARY_COLUMNS = {"nll_oracle": "NLL_oracle", "nll_test": "NLL_test", "bleu2": "BLEU-2", "bleu3": "BLEU-3",
+                    "bleu4": "BLEU-4", "self_bleu": "Self-BLEU", "nll": "held-out NLL", "perplexity": "perplexity"}
+
+
 def _print_summary(summary: dict, output_dir: str) -> None:
     labels = {"untrained": "untrained generator", "mle": "after MLE pretraining",
               "adversarial": "after adversarial training", "discriminator_pretrain": "after D pretraining"}
-    rows = [(labels.get(stage, stage), metrics) for stage, metrics in summary.items() if metrics]
+    rows = [(labels.get(stage, stage), {key.removeprefix("eval_"): value for key, value in metrics.items()})
+            for stage, metrics in summary.items() if metrics]
     if not rows:
         return
-    print("\n| stage | NLL_oracle | NLL_test |\n| --- | --- | --- |")
+    columns = [name for name in _SUMMARY_COLUMNS if any(name in metrics for _, metrics in rows)]
+    print("\n| stage | " + " | ".join(_SUMMARY_COLUMNS[name] for name in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
     for label, metrics in rows:
-        oracle = metrics.get("nll_oracle", metrics.get("eval_nll_oracle"))
-        test = metrics.get("nll_test", metrics.get("eval_nll_test"))
-        print(f"| {label} | {_fmt(oracle)} | {_fmt(test)} |")
+        print(f"| {label} | " + " | ".join(_fmt(metrics.get(name)) for name in columns) + " |")
     print(f"\nModels saved to {output_dir} (generator) and {output_dir}/discriminator.")
 
 

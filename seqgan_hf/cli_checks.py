@@ -31,7 +31,7 @@ from .checks import looks_local
 if TYPE_CHECKING:
     import argparse
 
-    from .cli import ScriptArguments
+    from .cli_args import ScriptArguments
     from .config import SeqGANConfig
 
 SETTINGS_NAME = "seqgan_cli.json"
@@ -381,10 +381,10 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
                        "--discriminator_num_filters", "give one count per --discriminator_filter_sizes width")
     for name, values in (("discriminator_filter_sizes", sizes), ("discriminator_num_filters", counts)):
         at_least(min(values), 1, f"--{name}", "use positive integers")
-    if script_args.task == "text" and (script_args.train_file is None or script_args.tokenizer is None):
-        missing = "--train_file" if script_args.train_file is None else "--tokenizer"
-        raise CLIError("--task text needs a training file and a tokenizer", missing,
-                       "pass --train_file <text or JSONL file> and --tokenizer <folder or Hub id>")
+    if script_args.task == "text" and script_args.train_file is None:
+        raise CLIError("--task text needs a training file", "--train_file",
+                       "pass --train_file <text file, one example per line, or JSONL>")
+    _check_text_args(script_args)
     if script_args.train_file is not None:
         check_input_file(script_args.train_file, "--train_file", "training file", folder_ok=True)
     if script_args.oracle_params is not None:
@@ -398,6 +398,28 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
     _check_lora_args(script_args)
     check_output_dir(config.output_dir)
     check_fresh_output_dir(config)
+
+
+def _check_text_args(script_args: ScriptArguments) -> None:
+    """The text task's tokenizer and held-out flags; they are refused where they would go unused."""
+    built = {"tokenizer_type": "word", "tokenizer_vocab_size": 30_000, "tokenizer_min_frequency": 1}
+    changed = [name for name, default in built.items() if getattr(script_args, name) != default]
+    if changed and (script_args.task != "text" or script_args.tokenizer is not None):
+        raise CLIError(f"{changed[0]} is set, but no tokenizer is built (a tokenizer is built for --task text "
+                       "without --tokenizer)", f"--{changed[0]}", "drop it, or drop --tokenizer to build one")
+    if script_args.tokenizer_type not in ("word", "bpe"):
+        raise CLIError(f"tokenizer_type {script_args.tokenizer_type!r} is not known", "--tokenizer_type",
+                       "choose 'word' (one token per word, as in the paper) or 'bpe' (byte-level BPE)")
+    at_least(script_args.tokenizer_vocab_size, 5, "--tokenizer_vocab_size", "use a vocabulary above the 4 specials")
+    at_least(script_args.tokenizer_min_frequency, 1, "--tokenizer_min_frequency", "use 1 or more")
+    if script_args.eval_file is not None:
+        if script_args.task != "text":
+            raise CLIError("--eval_file is for --task text (the oracle task holds out its own test set)",
+                           "--eval_file", "drop it, or use --num_test for the oracle's held-out set")
+        check_input_file(script_args.eval_file, "--eval_file", "held-out file", folder_ok=True)
+    if not 0 <= script_args.validation_split_percentage < 100:
+        raise CLIError(f"validation_split_percentage is {script_args.validation_split_percentage}",
+                       "--validation_split_percentage", "use a percentage in [0, 100), e.g. 5 (0: none)")
 
 
 def check_sampling_flags(args) -> None:

@@ -41,14 +41,25 @@ _IDS_FIX = (
 # -- training files -----------------------------------------------------------------------------------------------
 
 
-def load_train_file(path: str) -> datasets.Dataset:
+def load_train_file(path: str, argument: str = "--train_file") -> datasets.Dataset:
     """Load a training set from a text file (one example per line), a JSON Lines file with an `input_ids`
     or `text` field, or a directory written by `Dataset.save_to_disk` (a DatasetDict needs a 'train' split).
     Text and JSON files may be gzip, bz2 or xz compressed.
 
     The file is scanned first, so empty, binary, non-UTF-8 or malformed files and `input_ids` that are not lists
-    of ints raise a `ValueError` naming `--train_file`, the line and the fix (never a raw `datasets` error).
+    of ints raise a `ValueError` naming `argument` (the flag that gave the file, e.g. `--eval_file`), the line and
+    the fix (never a raw `datasets` error).
     """
+    try:
+        return _load_file(path)
+    except (ValueError, FileNotFoundError) as error:
+        if argument == "--train_file":
+            raise
+        # Every message of the checks starts with the flag; name the one that gave this file.
+        raise type(error)(str(error).replace("--train_file", argument, 1)) from error
+
+
+def _load_file(path: str) -> datasets.Dataset:
     if not os.path.exists(path):
         raise FileNotFoundError(f"--train_file {path!r} does not exist. Check the path.")
     if os.path.isdir(path):
