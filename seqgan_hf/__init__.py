@@ -28,6 +28,8 @@ _LAZY_NAMES: dict[str, str] = {
     "SeqGANConfig": "config",
     "SeqGANTrainer": "trainer",
     "temperature_sweep": "sweep",
+    "build_tokenizer": "text",
+    "TextEvaluator": "text",
 }
 
 __all__ = ["__version__", *_LAZY_NAMES]
@@ -45,6 +47,8 @@ if TYPE_CHECKING:  # for static tools only (`X as X` marks a re-export); at run 
     from .rewards import FunctionReward as FunctionReward
     from .rewards import RewardSource as RewardSource
     from .sweep import temperature_sweep as temperature_sweep
+    from .text import TextEvaluator as TextEvaluator
+    from .text import build_tokenizer as build_tokenizer
     from .trainer import SeqGANTrainer as SeqGANTrainer
 
 
