@@ -42,3 +42,12 @@ def test_a_packaged_recipe_is_found_by_name(tmp_path, monkeypatch):
     assert packaged_recipe("no_such_recipe") is None
     _, config = _parse_train_args(["--config", "oracle_smoke", "--output_dir", str(tmp_path / "out")])
     assert config.output_dir == str(tmp_path / "out") and config.adversarial_iterations > 0
+
+
+def test_the_text_recipes_parse(tmp_path):
+    """Every field of the text recipes is a known, valid one (their data and models are given here as local stand-ins)."""
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("a line\nanother line\n")
+    script_args, config = _parse_train_args(["--config", "text_shakespeare", "--train_file", str(corpus),
+                                             "--eval_file", str(corpus), "--output_dir", str(tmp_path / "out")])
+    assert script_args.task == "text" and script_args.tokenizer_vocab_size == 5000 and config.sequence_length == 16
