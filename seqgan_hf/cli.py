@@ -112,6 +112,9 @@ def _text_tokenizer(script_args: ScriptArguments, train_dataset):
     if script_args.tokenizer is None:
         from .text import build_tokenizer
 
+        if "text" not in train_dataset.column_names:
+            raise CLIError(f"{script_args.train_file} holds token ids, and no tokenizer is given to read them with",
+                           "--tokenizer", "pass --tokenizer <the tokenizer the ids come from>, or a text file")
         tokenizer = build_tokenizer(train_dataset["text"], script_args.tokenizer_type,
                                     script_args.tokenizer_vocab_size, script_args.tokenizer_min_frequency)
         logger.info("Built a %s-level tokenizer of %d tokens from --train_file (saved with the generator).",

@@ -112,3 +112,11 @@ def test_a_bad_eval_file_is_named_as_such(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(ValueError, match="--eval_file"):
         load_train_file(str(empty), "--eval_file")
+
+
+def test_token_ids_without_a_tokenizer_are_refused(tmp_path, capsys):
+    ids = tmp_path / "ids.jsonl"
+    ids.write_text('{"input_ids": [1, 2, 3]}\n{"input_ids": [3, 2, 1]}\n')
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "text", "--train_file", str(ids), "--output_dir", str(tmp_path / "out")])
+    assert "holds token ids, and no tokenizer is given to read them with (--tokenizer)" in capsys.readouterr().err
