@@ -61,15 +61,18 @@ class TextEvaluator:
     Args:
         references: held-out texts, one per example.
         tokenizer: the generator's tokenizer (encodes the references, decodes the samples).
-        sequence_length: T, as training used it (references are cut to it, with EOS).
+        sequence_length: T, as training used it (for the NLL, longer held-out lines follow `overflow`).
         bos_token_id: the start token (default: the generator's, as `SeqGANTrainer` picks it).
         num_samples: samples per evaluation, drawn with `seed` (the same at every evaluation: comparable).
         distribution: the sampling distribution (default: the model's own; pass training's).
+        overflow: held-out lines longer than T for the NLL, as `SeqGANConfig.sequence_overflow` says ("truncate",
+            "drop" or "error"); BLEU always uses the whole references.
     """
 
     def __init__(self, references: Sequence[str], tokenizer, sequence_length: int, bos_token_id: int | None = None,
                  num_samples: int = 500, max_order: int = 4, seed: int = 1234,
-                 distribution: SamplingDistribution | None = None, self_bleu_samples: int = 200):
+                 distribution: SamplingDistribution | None = None, self_bleu_samples: int = 200,
+                 overflow: str = "truncate"):
         from .data import encode_dataset
         from .metrics import BleuReferences
 
@@ -89,7 +92,7 @@ class TextEvaluator:
         held_out = encode_dataset(datasets.Dataset.from_dict({"text": list(references)}),
                                   sequence_length=sequence_length, tokenizer=tokenizer,
                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                  vocab_size=len(tokenizer), overflow="truncate", what="held-out text")
+                                  vocab_size=len(tokenizer), overflow=overflow, what="held-out text")
         self.held_out = held_out.input_ids
         positions = torch.arange(sequence_length).unsqueeze(0)
         # Tokens up to and including each sequence's EOS are scored; padding after it is not.
