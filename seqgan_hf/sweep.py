@@ -124,6 +124,10 @@ def temperature_sweep(
     text_references = references is not None and len(references) > 0 and isinstance(references[0], str)
     if text_references and tokenizer is None:
         raise ValueError("references are texts: pass tokenizer= so the samples can be decoded and compared.")
+    if text_references:  # split like the decoded samples (see `seqgan_hf.text.tokenized_texts`)
+        from .text import tokenized_texts
+
+        references = tokenized_texts(references, tokenizer)
     table = BleuReferences(references, max_order) if references is not None else None
 
     if task is not None:

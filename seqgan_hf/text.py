@@ -88,7 +88,10 @@ class TextEvaluator:
         self.seed = seed
         self.distribution = distribution or SamplingDistribution()
         self.self_bleu_samples = self_bleu_samples
-        self.references = {n: BleuReferences(list(references), n) for n in range(2, max_order + 1)}
+        # Samples are decoded by the tokenizer; references go through it too, so both sides of BLEU are split into
+        # the same words (a word-level tokenizer decodes "o'er," as "o ' er ,").
+        normalized = tokenized_texts(references, tokenizer)
+        self.references = {n: BleuReferences(normalized, n) for n in range(2, max_order + 1)}
         held_out = encode_dataset(datasets.Dataset.from_dict({"text": list(references)}),
                                   sequence_length=sequence_length, tokenizer=tokenizer,
                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -136,3 +139,11 @@ def texts_of(dataset, tokenizer) -> list[str]:
     if "text" in dataset.column_names:
         return [text for text in dataset["text"] if text.strip()]
     return [tokenizer.decode(ids, skip_special_tokens=True) for ids in dataset["input_ids"]]
+
+
+def tokenized_texts(texts: Iterable[str], tokenizer) -> list[str]:
+    """`texts` as the tokenizer decodes them (encoded, then decoded without special tokens): the form generated
+    samples take, so that BLEU compares like with like."""
+    return [tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+            for text in texts]
+

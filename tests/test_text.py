@@ -120,3 +120,16 @@ def test_token_ids_without_a_tokenizer_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--task", "text", "--train_file", str(ids), "--output_dir", str(tmp_path / "out")])
     assert "holds token ids, and no tokenizer is given to read them with (--tokenizer)" in capsys.readouterr().err
+
+
+def test_bleu_compares_references_and_samples_split_alike():
+    """A word-level tokenizer decodes "o'er," as "o ' er ,": references are put through it too, so a sample that
+    reproduces a reference scores BLEU 1."""
+    from seqgan_hf.metrics import corpus_bleu
+
+    line = "O, it came o'er my ear like the sweet sound,"
+    tokenizer = build_tokenizer([line], "word")
+    evaluator = TextEvaluator([line], tokenizer, sequence_length=16, num_samples=2)
+    sample = tokenizer.decode(tokenizer(line)["input_ids"], skip_special_tokens=True)
+    assert sample != line  # split differently from the raw text ...
+    assert corpus_bleu([sample], evaluator.references[4], 4) == pytest.approx(1.0)  # ... yet compared alike
