@@ -71,24 +71,30 @@ class PGBleuTrainer(SeqGANTrainer):
         return BleuReward(references, self.bleu_max_order, self.bleu_smoothing, self.eos_token_id, self.pad_token_id)
 
 
-def mle_continuation_dataset(input_ids: torch.LongTensor, num_updates: int, batch_size: int,
+def mle_continuation_dataset(train: torch.LongTensor | datasets.Dataset, num_updates: int, batch_size: int,
                              seed: int = 0) -> datasets.Dataset:
-    """Exactly `num_updates * batch_size` training rows: shuffled passes over `input_ids`, concatenated.
+    """Exactly `num_updates * batch_size` training rows: shuffled passes over `train`, concatenated.
 
-    One epoch over it is `num_updates` MLE batches, i.e. MLE training continued for that many updates."""
+    `train` is [N, T] token ids, or a `datasets.Dataset` (e.g. a `text` column, encoded by the trainer's
+    tokenizer). One epoch over the result is `num_updates` MLE batches, i.e. MLE training continued for that many
+    updates."""
     if num_updates < 1:
         raise ValueError(f"num_updates must be >= 1, got {num_updates}.")
-    input_ids = torch.as_tensor(input_ids)
+    if not isinstance(train, datasets.Dataset):
+        train = torch.as_tensor(train)
     needed = num_updates * batch_size
     rng = torch.Generator().manual_seed(seed)
-    order = torch.cat([torch.randperm(len(input_ids), generator=rng)
-                       for _ in range(-(-needed // len(input_ids)))])[:needed]
-    return datasets.Dataset.from_dict({"input_ids": input_ids[order].tolist()})
+    order = torch.cat([torch.randperm(len(train), generator=rng)
+                       for _ in range(-(-needed // len(train)))])[:needed]
+    if isinstance(train, datasets.Dataset):
+        return train.select(order.tolist())
+    return datasets.Dataset.from_dict({"input_ids": train[order].tolist()})
 
 
-def mle_baseline_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor, num_updates: int,
-                         **kwargs) -> SeqGANTrainer:
-    """A `SeqGANTrainer` that only runs `num_updates` MLE updates of `model` on `train_ids` ([N, T] ids).
+def mle_baseline_trainer(model, args: SeqGANConfig, train_ids: torch.LongTensor | datasets.Dataset,
+                         num_updates: int, **kwargs) -> SeqGANTrainer:
+    """A `SeqGANTrainer` that only runs `num_updates` MLE updates of `model` on `train_ids` ([N, T] ids, or a
+    dataset: text needs `processing_class=` the tokenizer).
 
     Use it to give the MLE baseline as many generator updates as SeqGAN: MLE pretraining, then
     `adversarial_iterations * g_steps` more MLE updates (with `args.mle_learning_rate`, a fresh optimizer

@@ -74,6 +74,25 @@ def test_mle_baseline_runs_exactly_the_requested_updates(tmp_path):
     assert [entry["step"] for entry in trainer.state.log_history if "eval_nll_oracle" in entry][:2] == [3, 6]
 
 
+
+def test_mle_baseline_continues_on_text_rows(tmp_path):
+    import datasets
+
+    from seqgan_hf.text import build_tokenizer
+    from tests.builders import CORPUS, lm_token_ids
+
+    texts = datasets.Dataset.from_dict({"text": CORPUS[:5]})
+    rows = mle_continuation_dataset(texts, num_updates=3, batch_size=4, seed=1)
+    assert rows.column_names == ["text"] and len(rows) == 12
+    # Shuffled whole passes: every text once in the first five rows, and again in the next five.
+    assert sorted(rows["text"][:5]) == sorted(CORPUS[:5]) == sorted(rows["text"][5:10])
+    tokenizer = build_tokenizer(CORPUS, "word")
+    generator = tiny_lstm(sequence_length=8, **lm_token_ids(tokenizer))
+    trainer = mle_baseline_trainer(generator, quick_config(tmp_path, per_device_train_batch_size=4), texts,
+                                   num_updates=3, processing_class=tokenizer)
+    trainer.train()
+    assert trainer.state.global_step == 3
+
 # ---- scheduled sampling -------------------------------------------------------------------------------------
 
 
