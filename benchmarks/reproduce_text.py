@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -111,6 +112,7 @@ class KeepBest(TrainerCallback):
         if metrics is None or "eval_nll" not in metrics or (self.curve and self.curve[-1][0] == epoch):
             return control  # the phase-end evaluation repeats the last epoch's
         self.curve.append([epoch, metrics["eval_nll"]])
+        print(f"  MLE epoch {epoch}: validation NLL {metrics['eval_nll']:.4f}", flush=True)
         if metrics["eval_nll"] < self.best_nll:
             self.best_nll, self.best_epoch = metrics["eval_nll"], epoch
             self.best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
@@ -282,9 +284,12 @@ class Benchmark:
         self.json_path = os.path.join(self.args.output_dir, f"{self.args.stem}.json")
         self.final_models = {}
         self.sweep_seeds = set(self.args.sweep_seeds if self.args.sweep_seeds is not None else self.args.seeds[:1])
-        self.prepare_data()
-        for seed in self.args.seeds:
-            self.run_seed(seed)
+        try:
+            self.prepare_data()
+            for seed in self.args.seeds:
+                self.run_seed(seed)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)  # the trainers' output_dirs: nothing kept there
         result = self.write(final=True)
         self.print_table()
         return result
