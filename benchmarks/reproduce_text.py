@@ -400,7 +400,7 @@ def draw(result: dict, output_dir: str, stem: str) -> None:
         plot_sweeps(sweeps, os.path.join(output_dir, f"{stem}_sweep.png"),
                     title=f"{result['corpus']}: temperature sweep, BLEU-{result['paper_bleu_order']} vs "
                           f"Self-BLEU-{result['paper_bleu_order']} (seed {seed}; test split)")
-    curves = [r["curve"] for r in result["runs"] if r["method"] == "seqgan" and r.get("curve")]
+    curves = [(r["seed"], r["curve"]) for r in result["runs"] if r["method"] == "seqgan" and r.get("curve")]
     if curves:
         import matplotlib
 
@@ -412,9 +412,9 @@ def draw(result: dict, output_dir: str, stem: str) -> None:
         for axis, key, label in zip(axes, (f"bleu{order}", "self_bleu", "nll"),
                                     (f"BLEU-{order} (higher: closer to the test set)",
                                      "Self-BLEU-4 (lower: more diverse)", "test NLL (lower: better coverage)")):
-            for index, curve in enumerate(curves):
+            for seed, curve in curves:
                 axis.plot([point[0] for point in curve], [point[1][key] for point in curve], marker=".",
-                          label=f"seed {index}")
+                          label=f"seed {seed}")
             axis.set_xlabel("adversarial iteration (0 = early-stopped MLE)")
             axis.set_ylabel(label)
             axis.grid(alpha=0.3)
