@@ -172,6 +172,8 @@ class Benchmark:
                                         self_bleu_samples=self.p["curve_samples"], seed=1000, **evaluator)
         self.final_eval = TextEvaluator(self.test_texts, num_samples=self.p["final_samples"],
                                         self_bleu_samples=self.p["final_samples"], seed=2000, **evaluator)
+        self.real_data = real_data_point(validation["text"], self.final_eval, self.p["final_samples"],
+                                         self.corpus["paper_bleu"])
         self.facts = {"train_lines": len(self.train), "train_sequences_after_overflow": self.num_train,
                       "validation_lines": len(validation), "test_lines": len(self.test_texts),
                       "vocab_size": len(self.tokenizer), "steps_per_epoch": self.steps_per_epoch}
@@ -282,6 +284,14 @@ class Benchmark:
         torch.set_num_threads(self.args.threads)
         os.makedirs(self.args.output_dir, exist_ok=True)
         self.json_path = os.path.join(self.args.output_dir, f"{self.args.stem}.json")
+        if self.args.real_data_only:  # add the real-text row to an existing result
+            with open(self.json_path) as handle:
+                result = json.load(handle)
+            self.prepare_data()
+            result["real_data"] = self.real_data
+            with open(self.json_path, "w") as handle:
+                json.dump(result, handle, indent=1)
+            return result
         self.final_models = {}
         self.sweep_seeds = set(self.args.sweep_seeds if self.args.sweep_seeds is not None else self.args.seeds[:1])
         try:
@@ -340,6 +350,7 @@ class Benchmark:
             "sweeps": self.sweeps,
             "seqgan_vs_mle_at_equal_self_bleu": equal_self_bleu_gains(self.sweeps),
             "mle_validation_nll_by_epoch": self.pretrain_curves,
+            "real_data": getattr(self, "real_data", None),
         }
 
     def write(self, final: bool = False) -> dict:
@@ -360,6 +371,9 @@ class Benchmark:
         for method, row in summary.items():
             cells = [f"{row[f'{k}_mean']:.3f} ± {row[f'{k}_std']:.3f}" for k in METRICS]
             print(f"| {method} | {row['generator_updates_mean']:.0f} | " + " | ".join(cells) + " |")
+        real = self.real_data
+        print(f"| real text ({real['lines']} validation lines) | - | " + " | ".join(
+            f"{real[k]:.3f}" for k in METRICS if k != "nll") + " | - |")
         for gain in equal_self_bleu_gains(self.sweeps):
             print(f"seed {gain['seed']}: SeqGAN BLEU-{order} minus MLE's at equal Self-BLEU-{order} "
                   f"(vs {gain['reference']}): {gain['gains']}")
@@ -367,6 +381,22 @@ class Benchmark:
 
     def log(self, message: str) -> None:
         print(f"[{time.time() - self.started:7.0f} s] {message}", flush=True)
+
+
+def real_data_point(lines, evaluator: TextEvaluator, count: int, sweep_order: int) -> dict:
+    """What real text scores on the sample metrics: up to `count` held-out validation lines (never trained on) as if
+    they were samples (those that fit in T - 1 tokens, through the tokenizer like samples), against the test
+    references: the BLEU and the diversity (Self-BLEU) a generator would reach if it were the data distribution."""
+    from seqgan_hf.metrics import corpus_bleu, self_bleu
+    from seqgan_hf.text import tokenized_texts
+
+    room = evaluator.sequence_length - 1  # as samples: at most T - 1 tokens before EOS
+    fitting = [line for line in lines if 0 < len(evaluator.tokenizer(line, add_special_tokens=False)["input_ids"]) <= room]
+    texts = tokenized_texts(fitting[:count], evaluator.tokenizer)
+    point = {f"bleu{n}": corpus_bleu(texts, table, n) for n, table in evaluator.references.items()}
+    point["self_bleu"] = self_bleu(texts, evaluator.max_order)
+    point[f"self_bleu{sweep_order}"] = self_bleu(texts, sweep_order)  # the sweep plot's axes
+    return {"lines": len(texts), **point}
 
 
 def equal_self_bleu_gains(sweeps: list[dict]) -> list[dict]:
@@ -441,6 +471,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--stem", default=None, help="file name stem (default: text_<corpus>)")
     parser.add_argument("--save-models", default=None, metavar="DIR",
                         help="save every final generator and the tokenizer to DIR/<method>-seed<seed>")
+    parser.add_argument("--real-data-only", action="store_true",
+                        help="only add the real-text row (validation lines scored like samples) to an existing JSON")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args(argv)
     if args.seeds is None:

@@ -62,6 +62,8 @@ def test_smoke_end_to_end(tmp_path):
             assert 0 < run["nll"] < 10
     assert {(sweep["method"], sweep["seed"]) for sweep in result["sweeps"]} == {(m, 0) for m in methods}
     assert all(sweep["bleu_max_order"] == 3 for sweep in result["sweeps"])
+    real = result["real_data"]  # the 20 validation lines scored like samples
+    assert real["lines"] == 20 and all(0 < real[key] <= 1 for key in ("bleu2", "bleu4", "self_bleu", "self_bleu3"))
     assert {gain["reference"] for gain in result["seqgan_vs_mle_at_equal_self_bleu"]} == {"mle_early", "mle"}
     for name in ("text_shakespeare_sweep.png", "text_shakespeare_curve.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
