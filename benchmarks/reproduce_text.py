@@ -158,13 +158,14 @@ class Benchmark:
         self.test_texts = [line for line in load_train_file(self.test_file)["text"] if line.strip()]
         encoding = dict(sequence_length=config.sequence_length, tokenizer=self.tokenizer,
                         eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-                        vocab_size=len(self.tokenizer), overflow=config.sequence_overflow)
+                        vocab_size=len(self.tokenizer), overflow=config.sequence_overflow,
+                        fixed_length=not config.append_eos)
         self.num_train = len(encode_dataset(self.train, **encoding))  # warns once about overflow...
         logging.getLogger("seqgan_hf.data").setLevel(logging.ERROR)  # ...not again for every trainer
         self.steps_per_epoch = math.ceil(self.num_train / config.per_device_train_batch_size)
         distribution = SamplingDistribution(config.temperature, config.top_k, config.top_p)
         evaluator = dict(tokenizer=self.tokenizer, sequence_length=config.sequence_length,
-                         overflow=config.sequence_overflow, distribution=distribution)
+                         overflow=config.sequence_overflow, distribution=distribution, append_eos=config.append_eos)
         # Early stopping sees the validation split only; curves and final numbers use the test split.
         self.validation_eval = TextEvaluator(validation["text"], num_samples=self.p["curve_samples"],
                                              self_bleu_samples=self.p["curve_samples"], **evaluator)
@@ -385,12 +386,12 @@ class Benchmark:
 
 def real_data_point(lines, evaluator: TextEvaluator, count: int, sweep_order: int) -> dict:
     """What real text scores on the sample metrics: up to `count` held-out validation lines (never trained on) as if
-    they were samples (those that fit in T - 1 tokens, through the tokenizer like samples), against the test
+    they were samples (those that fit in a sample: T - 1 tokens before EOS, or T without, through the tokenizer like samples), against the test
     references: the BLEU and the diversity (Self-BLEU) a generator would reach if it were the data distribution."""
     from seqgan_hf.metrics import corpus_bleu, self_bleu
     from seqgan_hf.text import tokenized_texts
 
-    room = evaluator.sequence_length - 1  # as samples: at most T - 1 tokens before EOS
+    room = evaluator.sequence_length - (evaluator.eos_token_id is not None)  # as samples: T - 1 tokens before EOS
     fitting = [line for line in lines if 0 < len(evaluator.tokenizer(line, add_special_tokens=False)["input_ids"]) <= room]
     texts = tokenized_texts(fitting[:count], evaluator.tokenizer)
     point = {f"bleu{n}": corpus_bleu(texts, table, n) for n, table in evaluator.references.items()}

@@ -225,6 +225,7 @@ def train(argv: list[str]) -> dict:
         if eval_dataset is not None:
             evaluator = TextEvaluator(texts_of(eval_dataset, tokenizer), tokenizer, config.sequence_length,
                                       num_samples=script_args.eval_samples, overflow=config.sequence_overflow,
+                                      append_eos=config.append_eos,
                                       distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
         if script_args.discriminator_tokenizer:
             discriminator_tokenizer = checks.load_pretrained(

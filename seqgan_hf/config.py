@@ -101,6 +101,15 @@ class SeqGANConfig(TrainingArguments):
             "counts them), 'drop' (leave them out, with a warning) or 'error' (refuse the data)."
         },
     )
+    append_eos: bool = field(
+        default=True,
+        metadata={
+            "help": "End every training sequence with the EOS token, so the generator learns where text stops "
+            "(variable-length text). False: the paper's fixed-length setting, with no EOS anywhere: every "
+            "training sequence must have exactly sequence_length tokens, and samples are never cut (e.g. the "
+            "music recipe; with EOS, a discriminator can tell fake from real by where EOS falls)."
+        },
+    )
     temperature: float = field(
         default=1.0,
         metadata={

@@ -389,12 +389,16 @@ def encode_dataset(
     vocab_size: int | None = None,
     overflow: str = "truncate",
     what: str = "train_dataset",
+    fixed_length: bool = False,
 ) -> RealSequences:
     """Turn `dataset` (an `input_ids` column, or a `text` column and a tokenizer) into [N, T] token ids.
 
     Shorter sequences get EOS (if the model has one) and then padding. Longer ones (than T, or T - 1 before an
     EOS) are handled as `overflow` says: "truncate" (with a warning that counts them), "drop" (with a warning)
     or "error". Text is tokenized without special tokens: the trainer adds the start token.
+
+    `fixed_length=True` (`SeqGANConfig.append_eos=False`, the paper's setting) appends no EOS and refuses any
+    sequence shorter than T (longer ones follow `overflow`).
 
     Refused with a `ValueError` naming `what` (the argument: "train_dataset" or "eval_dataset"), the row and the
     fix: `input_ids` rows that are not lists of ints, ids outside [0, vocab_size) (when `vocab_size` is given),
@@ -429,6 +433,8 @@ def encode_dataset(
     if texts is not None:
         _warn_unknown(sequences, texts, tokenizer, what)
 
+    if fixed_length:
+        eos_token_id = None
     room = sequence_length - (1 if eos_token_id is not None else 0)
     sequences = _fit(sequences, sequence_length, room, eos_token_id is not None, overflow, what, noun)
     fill = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
@@ -447,6 +453,13 @@ def encode_dataset(
                          "token (non-empty 'input_ids', or 'text' the tokenizer encodes).")
     if eos_token_id is None and (lengths < sequence_length).any():
         short = int((lengths < sequence_length).sum())
+        if fixed_length:
+            raise ValueError(
+                f"{what}: {short} of {len(sequences)} {noun} sequences are shorter than sequence_length="
+                f"{sequence_length} (the shortest has {int(lengths.min())} tokens), and append_eos=False asks for "
+                "fixed-length sequences. Set append_eos=True (variable-length text ending with EOS), or give "
+                f"sequences of exactly {sequence_length} tokens."
+            )
         if pad_token_id is None:
             raise ValueError(
                 f"{what}: {short} {noun} sequences are shorter than sequence_length={sequence_length} and the "

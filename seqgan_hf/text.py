@@ -67,12 +67,14 @@ class TextEvaluator:
         distribution: the sampling distribution (default: the model's own; pass training's).
         overflow: held-out lines longer than T for the NLL, as `SeqGANConfig.sequence_overflow` says ("truncate",
             "drop" or "error"); BLEU always uses the whole references.
+        append_eos: as `SeqGANConfig.append_eos`: False for fixed-length data (no EOS: every held-out line must
+            have exactly T tokens, all of them scored, and samples are never cut).
     """
 
     def __init__(self, references: Sequence[str], tokenizer, sequence_length: int, bos_token_id: int | None = None,
                  num_samples: int = 500, max_order: int = 4, seed: int = 1234,
                  distribution: SamplingDistribution | None = None, self_bleu_samples: int = 200,
-                 overflow: str = "truncate"):
+                 overflow: str = "truncate", append_eos: bool = True):
         from .data import encode_dataset
         from .metrics import BleuReferences
 
@@ -88,6 +90,7 @@ class TextEvaluator:
         self.seed = seed
         self.distribution = distribution or SamplingDistribution()
         self.self_bleu_samples = self_bleu_samples
+        self.eos_token_id = tokenizer.eos_token_id if append_eos else None
         # Samples are decoded by the tokenizer; references go through it too, so both sides of BLEU are split into
         # the same words (a word-level tokenizer decodes "o'er," as "o ' er ,").
         normalized = tokenized_texts(references, tokenizer)
@@ -95,10 +98,11 @@ class TextEvaluator:
         held_out = encode_dataset(datasets.Dataset.from_dict({"text": list(references)}),
                                   sequence_length=sequence_length, tokenizer=tokenizer,
                                   eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                  vocab_size=len(tokenizer), overflow=overflow, what="held-out text")
+                                  vocab_size=len(tokenizer), overflow=overflow, what="held-out text",
+                                  fixed_length=not append_eos)
         self.held_out = held_out.input_ids
         positions = torch.arange(sequence_length).unsqueeze(0)
-        # Tokens up to and including each sequence's EOS are scored; padding after it is not.
+        # Tokens up to and including each sequence's EOS (if any) are scored; padding after it is not.
         self.held_out_mask = positions < held_out.lengths.unsqueeze(1)
 
     def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
@@ -109,7 +113,7 @@ class TextEvaluator:
         samples = sample_sequences(generator, self.num_samples, self.sequence_length, bos,
                                    seed=self.seed, temperature=distribution.temperature, top_k=distribution.top_k,
                                    top_p=distribution.top_p)
-        tokens = strip_after_eos(samples, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
+        tokens = strip_after_eos(samples, self.eos_token_id, self.tokenizer.pad_token_id)
         texts = [self.tokenizer.decode(row, skip_special_tokens=True) for row in tokens]
         metrics = {f"bleu{n}": corpus_bleu(texts, table, n) for n, table in self.references.items()}
         if len(texts) > 1:

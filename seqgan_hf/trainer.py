@@ -132,9 +132,12 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
 
         # Token ids the algorithm needs: the start token, EOS (ends a sequence early) and padding.
         self.bos_token_id, self.eos_token_id, self.pad_token_id = special_token_ids(model, processing_class, args)
+        if not args.append_eos:  # fixed-length sequences: EOS is never appended, and never ends a sample
+            self.eos_token_id = None
         encoding = dict(sequence_length=args.sequence_length, tokenizer=processing_class,
                         eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
-                        vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow)
+                        vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow,
+                        fixed_length=not args.append_eos)
         self.real = encode_dataset(train_dataset, **encoding)
         self._encoding = encoding  # held-out data given later (evaluate / predict) is encoded the same way
 

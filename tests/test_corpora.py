@@ -159,7 +159,8 @@ def test_data_command_lists_both_corpora_and_names_the_extra(tmp_path, monkeypat
 
 
 def test_the_essen_recipe_fits_the_windows_whole(tmp_path):
-    """recipes/text_essen.yaml parses, and its sequences hold a whole window plus EOS, refusing longer lines."""
+    """recipes/text_essen.yaml parses, and its sequences are exactly one window with no EOS (the paper's setting),
+    refusing longer lines."""
     from seqgan_hf.cli import _parse_train_args
 
     corpus = tmp_path / "windows.txt"
@@ -167,4 +168,5 @@ def test_the_essen_recipe_fits_the_windows_whole(tmp_path):
     script_args, config = _parse_train_args(["--config", "text_essen", "--train_file", str(corpus),
                                              "--eval_file", str(corpus), "--output_dir", str(tmp_path / "out")])
     assert script_args.task == "text" and script_args.tokenizer_type == "word"
-    assert config.sequence_length == corpora.ESSEN_WINDOW + 1 and config.sequence_overflow == "error"
+    assert config.sequence_length == corpora.ESSEN_WINDOW and not config.append_eos
+    assert config.sequence_overflow == "error"

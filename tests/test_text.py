@@ -133,3 +133,35 @@ def test_bleu_compares_references_and_samples_split_alike():
     sample = tokenizer.decode(tokenizer(line)["input_ids"], skip_special_tokens=True)
     assert sample != line  # split differently from the raw text ...
     assert corpus_bleu([sample], evaluator.references[4], 4) == pytest.approx(1.0)  # ... yet compared alike
+
+
+def test_fixed_length_sequences_without_eos(tmp_path):
+    """append_eos=False (the paper's music setting): no EOS in the data, the MLE targets, the samples or the
+    held-out NLL; every position is learned and scored; shorter sequences are refused, naming the setting."""
+    from seqgan_hf import SeqGANTrainer
+    from tests.builders import quick_config, tiny_lstm
+
+    notes = ["60 62 64 65 67 69", "67 67 65 65 64 r", "60 60 67 67 69 69", "r 64 62 60 62 64"] * 4
+    tokenizer = build_tokenizer(notes, "word")
+    args = quick_config(tmp_path, sequence_length=6, append_eos=False, adversarial_iterations=1,
+                        discriminator_pretrain_rounds=0, d_steps=0)
+    trainer = SeqGANTrainer(model=tiny_lstm(sequence_length=6, **lm_token_ids(tokenizer)), args=args,
+                            train_dataset=datasets.Dataset.from_dict({"text": notes}), processing_class=tokenizer,
+                            discriminator=None, reward_funcs=[lambda completion_ids, **kwargs: [0.5] * len(completion_ids)],
+                            evaluator=TextEvaluator(notes[:4], tokenizer, 6, num_samples=8, append_eos=False))
+    assert trainer.eos_token_id is None and trainer.real.lengths.tolist() == [6] * 16
+    assert tokenizer.eos_token_id not in trainer.real.input_ids
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    assert (batch["labels"][0, 1:] != -100).all()  # all 6 tokens are targets: none is an EOS or padding
+    assert trainer.evaluator.held_out_mask.all()  # every held-out token scored
+    trainer.train()
+    assert set(trainer.phase_metrics["adversarial"]) >= {"eval_bleu2", "eval_nll"}
+
+    with pytest.raises(ValueError, match=r"1 of 17 training sequences are shorter than sequence_length=6 .*"
+                                         r"append_eos=False"):
+        SeqGANTrainer(model=tiny_lstm(sequence_length=6, **lm_token_ids(tokenizer)), args=args,
+                      train_dataset=datasets.Dataset.from_dict({"text": notes + ["60 62"]}),
+                      processing_class=tokenizer, discriminator=None,
+                      reward_funcs=[lambda completion_ids, **kwargs: [0.5] * len(completion_ids)])
+    with pytest.raises(ValueError, match="held-out text: 1 of 2 .* shorter than sequence_length=6"):
+        TextEvaluator(["60 62 64 65 67 69", "60 62"], tokenizer, 6, append_eos=False)
