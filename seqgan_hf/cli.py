@@ -75,7 +75,8 @@ def _build_models(script_args: ScriptArguments, vocab_size: int, config: SeqGANC
                 sequence_length=config.sequence_length,
                 # With a tokenizer its special tokens rule; the oracle task starts from token 0.
                 bos_token_id=tokenizer.bos_token_id if tokenizer is not None else 0,
-                eos_token_id=tokenizer.eos_token_id if tokenizer is not None else None,
+                # Fixed-length data (append_eos False) has no EOS: then generate() runs to max length, as training.
+                eos_token_id=tokenizer.eos_token_id if tokenizer is not None and config.append_eos else None,
                 pad_token_id=tokenizer.pad_token_id if tokenizer is not None else None,
             )
         )

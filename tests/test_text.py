@@ -165,3 +165,20 @@ def test_fixed_length_sequences_without_eos(tmp_path):
                       reward_funcs=[lambda completion_ids, **kwargs: [0.5] * len(completion_ids)])
     with pytest.raises(ValueError, match="held-out text: 1 of 2 .* shorter than sequence_length=6"):
         TextEvaluator(["60 62 64 65 67 69", "60 62"], tokenizer, 6, append_eos=False)
+
+
+@pytest.mark.slow
+def test_fixed_length_text_from_the_command_line(tmp_path):
+    """--append_eos false end to end: the saved generator has no EOS, so `sample` writes whole T-token samples."""
+    notes = ["60 62 64 65 67 69", "67 67 65 65 64 r", "60 60 67 67 69 69", "r 64 62 60 62 64"] * 8
+    corpus = tmp_path / "notes.txt"
+    corpus.write_text("\n".join(notes) + "\n")
+    out = tmp_path / "run"
+    run_cli("train", "--task", "text", "--train_file", str(corpus), "--eval_file", str(corpus), "--output_dir",
+            str(out), *SMALL[:SMALL.index("--sequence_length")], "--sequence_length", "6", "--append_eos", "false",
+            "--sequence_overflow", "error", *SMALL[SMALL.index("--sequence_length") + 2:], cwd=REPO)
+    assert json.loads((out / "config.json").read_text())["eos_token_id"] is None
+    samples = tmp_path / "samples.txt"
+    run_cli("sample", str(out), "--num", "16", "--output", str(samples))  # token ids: nothing skipped in decoding
+    lines = samples.read_text().splitlines()
+    assert len(lines) == 16 and all(len(line.split()) == 6 for line in lines)
