@@ -134,6 +134,8 @@ class SeqGAN:
         # The reference policy of the KL penalty (None unless beta > 0); part of a checkpoint.
         self.reference_model: nn.Module | policies.AdapterDisabled | None = None
         self.distribution = engine.distribution  # the sampling distribution (log-probabilities are taken under it)
+        # Called as on_rewards(sequences, rewards, keep) at every g-step when set (SeqGANConfig.log_completions).
+        self.on_rewards: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
 
     def start_rollout_policy(self, generator: nn.Module) -> None:
         """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator (of its adapter alone
@@ -171,6 +173,8 @@ class SeqGAN:
         model.train()
         runtime.check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
+        if self.on_rewards is not None:
+            self.on_rewards(sequences, rewards, keep)
         advantages = self.baseline(rewards, keep)
         # The normaliser of every micro-batch's loss: this process's kept tokens, or with
         # average_tokens_across_devices the mean over processes, so that once data parallelism averages the

@@ -70,6 +70,19 @@ class SeqGANConfig(TrainingArguments):
     dataloader_pin_memory: bool = field(
         default=False, metadata={"help": "Pin MLE batches in memory (token ids are tiny; off by default)."}
     )
+    log_completions: bool = field(
+        default=False,
+        metadata={
+            "help": "At every logging step of the adversarial phase, show the first num_completions_to_log sequences "
+            "this process sampled in the unit's last g-step, with each token's Monte Carlo reward and the "
+            "discriminator's P(real) of the whole sequence: a table sent to the trackers of report_to "
+            "(TensorBoard text, a wandb / trackio Table) and a page output_dir/completions/step_<step>.html (tokens "
+            "shaded by reward, white 0 to green 1) listed in completions/index.html. See seqgan_hf.completions."
+        },
+    )
+    num_completions_to_log: int = field(
+        default=8, metadata={"help": "Sequences shown per logging step when log_completions is on."}
+    )
 
     # ---- loading models given as paths / Hub ids ---------------------------------------------------
     model_init_kwargs: dict | str | None = field(
@@ -347,6 +360,13 @@ class SeqGANConfig(TrainingArguments):
                     sum(self.reward_weights) <= 0:
                 fail("reward_weights", f"got {self.reward_weights}",
                      "Give one non-negative weight per reward function, with a positive sum.")
+        if not isinstance(self.log_completions, bool):
+            fail("log_completions", f"got {self.log_completions!r}", "Use True or False.")
+        if self.log_completions and (not isinstance(self.num_completions_to_log, int)
+                                     or isinstance(self.num_completions_to_log, bool)
+                                     or self.num_completions_to_log < 1):
+            fail("num_completions_to_log", f"got {self.num_completions_to_log!r} with log_completions on",
+                 "Use a positive number of sequences to show, e.g. 8.")
         if self.gradient_accumulation_steps < 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "Use 1 (no accumulation) or more micro-batches per update.")

@@ -50,6 +50,7 @@ from .checks import (
     share_pad_token,
     special_token_ids,
 )
+from .completions import CompletionLogger
 from .config import SeqGANConfig
 from .data import MLECollator, RealSequences, encode_dataset
 from .discriminator import DiscriminatorAdapter
@@ -192,6 +193,10 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             self._num_negatives(), self.eos_token_id, self.pad_token_id, self.sampling_rng, self.data_rng,
             self._record,
         )
+        self.completion_logger = CompletionLogger(args.output_dir, args.num_completions_to_log, processing_class,
+                                                  self.discriminator_reward) if args.log_completions else None
+        if self.completion_logger is not None:
+            self.algorithm.on_rewards = self.completion_logger.capture
         self._resume_rng: str | None = None  # checkpoint whose RNG states are restored at the resume point
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._summed_metrics: set[str] = set()
@@ -549,6 +554,10 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         if "adversarial/g_loss" in logs:
             self._last_loss = logs["adversarial/g_loss"]
         self.log(logs)
+        if self.completion_logger is not None:  # log_completions: the pages and tracker tables of this step
+            self.completion_logger.write(self.state.global_step, self.callback_handler.callbacks,
+                                         self.is_world_process_zero(), self.run_id)
+
 
 def _disable_dropout(model: nn.Module) -> None:
     for module in model.modules():
