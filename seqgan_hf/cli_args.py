@@ -51,7 +51,8 @@ class ScriptArguments:
         default=None, metadata={"help": "Held-out text (same formats as --train_file): BLEU, Self-BLEU and NLL."}
     )
     validation_split_percentage: float = field(
-        default=5, metadata={"help": "Without --eval_file: the % of --train_file held out for evaluation (0: none)."}
+        default=5,
+        metadata={"help": "Without --eval_file: the percentage of --train_file held out for evaluation (0: none)."},
     )
     discriminator_tokenizer: str | None = field(
         default=None, metadata={"help": "The discriminator's own tokenizer, if it differs from the generator's."}
