@@ -267,3 +267,19 @@ def test_config_refuses_bad_values(tmp_path):
     with pytest.raises(ValueError, match="num_completions_to_log"):
         quick_config(tmp_path, log_completions=True, num_completions_to_log=0)
     quick_config(tmp_path, log_completions=False, num_completions_to_log=0)  # unused: accepted
+
+
+def test_resumed_run_appends_to_the_index(tmp_path):
+    from tests.builders import stop_at
+
+    tokenizer = word_tokenizer()
+    settings = dict(adversarial_iterations=3, save_strategy="steps", save_steps=1)
+    first = make_trainer(tmp_path, tokenizer, **settings)
+    first.add_callback(stop_at(2))
+    first.train()
+    folder = os.path.join(first.args.output_dir, "completions")
+    assert parse(os.path.join(folder, "index.html")).links == ["step_2.html"]
+    second = make_trainer(tmp_path, tokenizer, **settings)
+    second.train(resume_from_checkpoint=True)
+    assert second.run_id == first.run_id
+    assert parse(os.path.join(folder, "index.html")).links == ["step_4.html", "step_3.html", "step_2.html"]
