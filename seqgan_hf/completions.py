@@ -149,7 +149,9 @@ class CompletionLogger:
     def _text(self, ids: list[int]) -> str:
         if self.tokenizer is None:
             return " ".join(str(token) for token in ids)
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        if ids and ids[-1] == self.tokenizer.eos_token_id:  # the closing EOS; every sampled token else stays
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids)
 
     # ---- output (main process, logging steps) -------------------------------------------------------------
 
