@@ -407,18 +407,7 @@ class Benchmark:
         return self.protocol + ("-smoke" if self.args.smoke else "")
 
     def summary(self) -> dict:
-        table = {}
-        for method in METHODS:
-            runs = [r for r in self.runs if r["method"] == method]
-            if not runs:
-                continue
-            row = {"seeds": sorted(r["seed"] for r in runs)}
-            for key in ("nll_oracle", "nll_test"):
-                values = [r[key] for r in runs]
-                row[f"{key}_mean"] = statistics.fmean(values)
-                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-            table[method] = row
-        return table
+        return summarize(self.runs, METHODS, ("nll_oracle", "nll_test"))
 
     def result(self) -> dict:
         oracle = (f"paper-layout parameters from {os.path.basename(self.args.oracle_params)}" if self.args.oracle_params
@@ -469,6 +458,21 @@ class Benchmark:
                   f"{PAPER_TABLE1.get(method, float('nan')):.3f} |")
         print(f"\noracle's own NLL of its test set: {self.oracle_nll_test:.3f}; "
               f"wall time {time.time() - self.started:.0f} s; results in {self.json_path}")
+
+
+def summarize(runs: list[dict], methods, keys) -> dict:
+    """Per method (in `methods` order, those with runs): its seeds, and mean and sample std over seeds of `keys`."""
+    table = {}
+    for method in methods:
+        chosen = [r for r in runs if r["method"] == method]
+        if chosen:
+            row = {"seeds": sorted(r["seed"] for r in chosen)}
+            for key in keys:
+                values = [r[key] for r in chosen]
+                row[f"{key}_mean"] = statistics.fmean(values)
+                row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            table[method] = row
+    return table
 
 
 def _mean_curves(result: dict, method: str, key: str):

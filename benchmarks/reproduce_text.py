@@ -41,7 +41,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -65,6 +64,9 @@ from seqgan_hf.sampling import SamplingDistribution  # noqa: E402
 from seqgan_hf.sweep import plot_sweeps, temperature_sweep  # noqa: E402
 from seqgan_hf.text import TextEvaluator, build_tokenizer, held_out_split  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reproduce_oracle import EvaluateEvery, summarize  # noqa: E402  (shared with the oracle benchmark)
+
 METHODS = ("mle_full", "mle_early", "mle", "seqgan")
 METRICS = ("bleu2", "bleu3", "bleu4", "self_bleu", "nll")
 
@@ -85,19 +87,6 @@ SMOKE_RECIPE = ["--generator_embedding_dim", "8", "--generator_hidden_dim", "8",
                 "--discriminator_filter_sizes", "1", "2", "--discriminator_num_filters", "4", "4",
                 "--discriminator_pretrain_rounds", "1", "--num_negatives", "32", "--adversarial_iterations", "2",
                 "--rollout_num", "2", "--per_device_train_batch_size", "16", "--discriminator_batch_size", "16"]
-
-
-class EvaluateEvery(TrainerCallback):
-    """Ask the trainer to evaluate every `every` training units after unit `start`."""
-
-    def __init__(self, every: int, start: int = 0):
-        self.every, self.start = every, start
-
-    def on_step_end(self, args, state, control, **kwargs):
-        done = state.global_step - self.start
-        if done > 0 and done % self.every == 0:
-            control.should_evaluate = True
-        return control
 
 
 class KeepBest(TrainerCallback):
@@ -306,17 +295,7 @@ class Benchmark:
         return result
 
     def summary(self) -> dict:
-        table = {}
-        for method in METHODS:
-            runs = [r for r in self.runs if r["method"] == method]
-            if runs:
-                row = {"seeds": sorted(r["seed"] for r in runs)}
-                for key in (*METRICS, "generator_updates"):
-                    values = [r[key] for r in runs]
-                    row[f"{key}_mean"] = statistics.fmean(values)
-                    row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-                table[method] = row
-        return table
+        return summarize(self.runs, METHODS, (*METRICS, "generator_updates"))
 
     def result(self) -> dict:
         config = self.config
