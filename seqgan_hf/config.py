@@ -367,6 +367,9 @@ class SeqGANConfig(TrainingArguments):
                                      or self.num_completions_to_log < 1):
             fail("num_completions_to_log", f"got {self.num_completions_to_log!r} with log_completions on",
                  "Use a positive number of sequences to show, e.g. 8.")
+        if self.log_completions and getattr(self.logging_strategy, "value", self.logging_strategy) == "no":
+            fail("log_completions", "is on but logging_strategy='no': completions are shown at logging steps",
+                 "Set logging_strategy='steps' (and logging_steps), or log_completions=False.")
         if self.gradient_accumulation_steps < 1:
             fail("gradient_accumulation_steps", f"got {self.gradient_accumulation_steps}",
                  "Use 1 (no accumulation) or more micro-batches per update.")

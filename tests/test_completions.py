@@ -268,6 +268,8 @@ def test_config_refuses_bad_values(tmp_path):
     with pytest.raises(ValueError, match="num_completions_to_log"):
         quick_config(tmp_path, log_completions=True, num_completions_to_log=0)
     quick_config(tmp_path, log_completions=False, num_completions_to_log=0)  # unused: accepted
+    with pytest.raises(ValueError, match="log_completions.*logging_strategy='no'"):
+        quick_config(tmp_path, log_completions=True, logging_strategy="no")
 
 
 def test_resumed_run_appends_to_the_index(tmp_path):
