@@ -455,6 +455,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="only add the real-text row (validation lines scored like samples) to an existing JSON")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args(argv)
+    if args.max_mle_epochs is not None and args.max_mle_epochs < 1:
+        parser.error(f"--max-mle-epochs {args.max_mle_epochs}: early stopping needs at least 1 epoch")
     if args.seeds is None:
         args.seeds = [0] if args.smoke else [0, 1, 2]
     if args.output_dir is None:

@@ -88,7 +88,10 @@ def test_bleu_gain_at_equal_self_bleu_interpolates_the_mle_curve():
     assert gain["reference"] == "mle" and gain["gains"] == {"1": pytest.approx(0.05), "1.2": pytest.approx(-0.05)}
 
 
-def test_missing_corpus_names_the_command(tmp_path):
+def test_missing_corpus_and_bad_arguments_are_named(tmp_path, capsys):
     reproduce_text = _reproduce_text()
     with pytest.raises(SystemExit, match="seqgan-hf data essen --output"):
         reproduce_text.main(["--corpus", "essen", "--smoke", "--data-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        reproduce_text.main(["--corpus", "essen", "--max-mle-epochs", "0"])
+    assert "--max-mle-epochs 0: early stopping needs at least 1 epoch" in capsys.readouterr().err
