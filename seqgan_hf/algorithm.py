@@ -30,6 +30,7 @@ from torch import nn
 from . import policies
 from .data import RealSequences, mask_after_eos
 from .discriminator import DiscriminatorAdapter, regularization_loss
+from .prompts import Prompts
 from .rewards import RewardSource
 from .rollout import RolloutEngine
 from .sampling import SamplingDistribution
@@ -105,17 +106,21 @@ class SeqGAN:
         engine: samples sequences and computes Monte Carlo rewards.
         reward: the reward source of complete sequences (the discriminator's P(real), or any mix).
         adapter: turns generator ids into discriminator inputs (None when no discriminator is trained).
-        real: the real sequences (positives of every discriminator round).
+        real: the real sequences (positives of every discriminator round; with prompts, the real completions).
         num_negatives: generated sequences (and as many real ones) per discriminator round on this process.
         eos_token_id, pad_token_id: the generator's; tokens after the first EOS get no reward and no loss.
-        sampling_rng: the process's stream for sequences and rollouts; data_rng: for D's positives and order.
+        sampling_rng: the process's stream for sequences and rollouts; data_rng: for D's positives and order, and
+            the prompts of every g-step and discriminator round.
         record: where metrics go.
+        prompts: prompt-conditioned SeqGAN: row i's prompt (token ids, no start token) belongs to `real` row i.
+            G completes dataset prompts, and D judges (prompt, completion) pairs: real = the prompt's dataset
+            completion, fake = G's completion of the same prompt. None: sequences start from the start token.
     """
 
     def __init__(self, args: SeqGANConfig, runtime: Runtime, engine: RolloutEngine, reward: RewardSource | None,
                  adapter: DiscriminatorAdapter | None, real: RealSequences, num_negatives: int,
                  eos_token_id: int | None, pad_token_id: int | None, sampling_rng: torch.Generator,
-                 data_rng: torch.Generator, record: Record):
+                 data_rng: torch.Generator, record: Record, prompts: list[list[int]] | None = None):
         self.args = args
         self.runtime = runtime
         self.engine = engine
@@ -128,14 +133,17 @@ class SeqGAN:
         self.sampling_rng = sampling_rng
         self.data_rng = data_rng
         self.record = record
+        self.prompts = prompts
+        if prompts is not None and len(prompts) != len(real):
+            raise ValueError(f"{len(prompts)} prompts for {len(real)} real completions: give one prompt per row.")
         self.baseline = RewardBaseline(args.reward_baseline, args.baseline_decay, runtime)
         # The paper's delayed rollout policy G_beta (None: G itself completes the rollouts); part of a checkpoint.
         self.rollout_model: nn.Module | policies.AdapterWeights | None = None
         # The reference policy of the KL penalty (None unless beta > 0); part of a checkpoint.
         self.reference_model: nn.Module | policies.AdapterDisabled | None = None
         self.distribution = engine.distribution  # the sampling distribution (log-probabilities are taken under it)
-        # Called as on_rewards(sequences, rewards, keep) at every g-step when set (SeqGANConfig.log_completions).
-        self.on_rewards: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
+        # Called as on_rewards(sequences, rewards, keep, prompts) at every g-step when set (log_completions).
+        self.on_rewards: Callable[..., None] | None = None
 
     def start_rollout_policy(self, generator: nn.Module) -> None:
         """With `rollout_policy="delayed"`, G_beta starts as a frozen copy of the generator (of its adapter alone
@@ -163,18 +171,19 @@ class SeqGAN:
         micro_batch = args.per_device_train_batch_size
         generator = runtime.full_model("generator")  # full parameters for sampling and the LSTM's step
         generator.eval()
+        batch_size = micro_batch * args.gradient_accumulation_steps
+        prompts = self.draw_prompts(self.draw_rows(batch_size)) if self.prompts is not None else None
         with runtime.autocast():
-            sequences = self.engine.sample(generator, micro_batch * args.gradient_accumulation_steps,
-                                           rng=self.sampling_rng)
+            sequences = self.engine.sample(generator, batch_size, rng=self.sampling_rng, prompts=prompts)
             rollout_policy = self.rollout_model if self.rollout_model is not None else generator
             with policies.acting_as(rollout_policy, generator) as policy:
-                rewards = self.engine(policy, sequences, self.reward, rng=self.sampling_rng)
+                rewards = self.engine(policy, sequences, self.reward, rng=self.sampling_rng, prompts=prompts)
         model = runtime.training_model("generator")
         model.train()
         runtime.check_finite("reward", rewards)
         _, keep = mask_after_eos(sequences, self.eos_token_id, self.pad_token_id)
         if self.on_rewards is not None:
-            self.on_rewards(sequences, rewards, keep)
+            self.on_rewards(sequences, rewards, keep, prompts)
         advantages = self.baseline(rewards, keep)
         # The normaliser of every micro-batch's loss: this process's kept tokens, or with
         # average_tokens_across_devices the mean over processes, so that once data parallelism averages the
@@ -186,12 +195,14 @@ class SeqGAN:
         kl_parts: list[torch.Tensor] = []
 
         def micro_batch_loss(rows: slice) -> torch.Tensor:
-            logits = self.policy_logits(model, sequences[rows])
+            row_prompts = prompts.select(rows) if prompts is not None else None
+            logits = self.policy_logits(model, sequences[rows], row_prompts)
             log_probs = self.distribution.token_log_probs(logits, sequences[rows])
             loss = self.policy_gradient_loss(model, sequences[rows], advantages[rows], keep[rows], log_probs,
                                              normalizer=tokens)
             if self.reference_model is not None:  # beta > 0: stay near the policy adversarial training started from
-                kl = self.kl_to_reference(sequences[rows], logits, log_probs, keep[rows], normalizer=tokens)
+                kl = self.kl_to_reference(sequences[rows], logits, log_probs, keep[rows], normalizer=tokens,
+                                          prompts=row_prompts)
                 kl_parts.append(kl.detach())
                 loss = loss + self.args.beta * kl
             return loss
@@ -211,17 +222,37 @@ class SeqGAN:
         # Sequences in this g-step over all processes: per_device_train_batch_size * k * world_size.
         self.record("adversarial/global_batch_size", sequences.shape[0], reduction="sum")
 
-    def policy_logits(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
-        """The generator's raw next-token logits [B, T, V] at every sampled position (teacher forcing)."""
-        inputs = torch.cat([sequences.new_full((sequences.shape[0], 1), self.engine.bos_token_id),
-                            sequences[:, :-1]], dim=1)
-        with self.runtime.autocast():
-            return model(input_ids=inputs).logits
+    def draw_rows(self, count: int) -> torch.LongTensor:
+        """`count` random rows of the real data (without repeats while there are enough), from `data_rng`: each
+        process draws its own, as with a sharded loader."""
+        if count <= len(self.real):
+            return torch.randperm(len(self.real), generator=self.data_rng)[:count]
+        return torch.randint(len(self.real), (count,), generator=self.data_rng)
 
-    def token_log_probs(self, model: nn.Module, sequences: torch.LongTensor) -> torch.Tensor:
+    def draw_prompts(self, rows: torch.LongTensor) -> Prompts:
+        """The prompts of real rows `rows`, left-padded for the generator."""
+        return Prompts.from_token_lists([self.prompts[row] for row in rows.tolist()], self.engine.bos_token_id,
+                                        self.pad_token_id, self.runtime.device)
+
+    def policy_logits(self, model: nn.Module, sequences: torch.LongTensor,
+                      prompts: Prompts | None = None) -> torch.Tensor:
+        """The generator's raw next-token logits [B, T, V] at every sampled position (teacher forcing), each row
+        after its prompt when given (left pads masked, positions counted from each row's start token)."""
+        if prompts is None:
+            inputs = torch.cat([sequences.new_full((sequences.shape[0], 1), self.engine.bos_token_id),
+                                sequences[:, :-1]], dim=1)
+            with self.runtime.autocast():
+                return model(input_ids=inputs).logits
+        input_ids, attention_mask, position_ids = prompts.context(sequences[:, :-1])
+        with self.runtime.autocast():
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+        return logits[:, prompts.width - 1 :]
+
+    def token_log_probs(self, model: nn.Module, sequences: torch.LongTensor,
+                        prompts: Prompts | None = None) -> torch.Tensor:
         """log G(y_t | y_<t) [B, T] of the sampled tokens under the sampling distribution (temperature, top-k,
         top-p: `seqgan_hf.sampling`), the distribution they were drawn from."""
-        return self.distribution.token_log_probs(self.policy_logits(model, sequences), sequences)
+        return self.distribution.token_log_probs(self.policy_logits(model, sequences, prompts), sequences)
 
     def policy_gradient_loss(
         self, model: nn.Module, sequences: torch.LongTensor, advantages: torch.Tensor, mask: torch.Tensor,
@@ -236,7 +267,8 @@ class SeqGAN:
         return -(log_probs * advantages.detach() * mask).sum() / normalizer
 
     def kl_to_reference(self, sequences: torch.LongTensor, logits: torch.Tensor, log_probs: torch.Tensor,
-                        mask: torch.Tensor, normalizer: torch.Tensor | None = None) -> torch.Tensor:
+                        mask: torch.Tensor, normalizer: torch.Tensor | None = None,
+                        prompts: Prompts | None = None) -> torch.Tensor:
         """Sum over kept tokens of KL(G || G_ref) per token / `normalizer` (default: the mean), estimated on the
         sampled tokens with the non-negative, unbiased k3 estimator exp(r) - r - 1, r = log G_ref(y_t) - log G(y_t).
 
@@ -246,7 +278,7 @@ class SeqGAN:
         if self.distribution.truncated:
             log_probs = full.token_log_probs(logits, sequences)
         with torch.no_grad(), policies.acting_as(self.reference_model, self.runtime.model("generator")) as reference:
-            reference_log_probs = full.token_log_probs(self.policy_logits(reference, sequences), sequences)
+            reference_log_probs = full.token_log_probs(self.policy_logits(reference, sequences, prompts), sequences)
         ratio = reference_log_probs - log_probs
         mask = mask.to(log_probs.dtype)
         normalizer = mask.sum().clamp(min=1.0) if normalizer is None else normalizer
@@ -265,26 +297,33 @@ class SeqGAN:
     # ---- the d-step ------------------------------------------------------------------------------------
 
     def discriminator_round(self, epochs: int) -> None:
-        """Fresh negatives from G plus as many real sequences, `epochs` passes of discriminator updates."""
+        """Fresh negatives from G plus as many real sequences, `epochs` passes of discriminator updates.
+
+        With prompts, the negatives are G's completions of the positives' own prompts: D must judge a completion
+        in its context, since both classes share every prompt."""
         args, runtime = self.args, self.runtime
         device = runtime.device
         count = self.num_negatives
+        # Each process takes its own random positives: ranks see different data, as with a sharded loader.
+        rng = self.data_rng
+        chosen = self.draw_rows(count)
+        prompts = self.draw_prompts(chosen) if self.prompts is not None else None
         generator = runtime.full_model("generator")
         generator.eval()
         with torch.no_grad(), runtime.autocast():
             negatives = torch.cat([
-                self.engine.sample(generator, min(args.rollout_batch_size, count - start), rng=self.sampling_rng)
+                self.engine.sample(generator, min(args.rollout_batch_size, count - start), rng=self.sampling_rng,
+                                   prompts=None if prompts is None else prompts.select(
+                                       slice(start, start + args.rollout_batch_size)))
                 for start in range(0, count, args.rollout_batch_size)
             ])
         runtime.training_model("generator").train()
-        # Each process takes its own random positives: ranks see different data, as with a sharded loader.
-        rng = self.data_rng
-        chosen = torch.randperm(len(self.real), generator=rng)[:count] if count <= len(self.real) else torch.randint(
-            len(self.real), (count,), generator=rng
-        )
         positives = self.real.input_ids[chosen].to(device)
         sequences = torch.cat([positives, negatives.to(device)])
         labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))]).to(device)
+        pair_prompts = None
+        if prompts is not None:
+            pair_prompts = Prompts(torch.cat([prompts.input_ids] * 2), torch.cat([prompts.attention_mask] * 2))
 
         discriminator = runtime.training_model("discriminator")
         discriminator.train()
@@ -293,17 +332,19 @@ class SeqGAN:
         for _ in range(epochs):
             order = torch.randperm(len(sequences), generator=rng).to(device)
             for batch_index in order.split(update_size):
-                self._discriminator_update(discriminator, sequences[batch_index], labels[batch_index])
+                self._discriminator_update(discriminator, sequences[batch_index], labels[batch_index],
+                                           None if pair_prompts is None else pair_prompts.select(batch_index))
 
     def _discriminator_update(self, discriminator: nn.Module, sequences: torch.LongTensor,
-                              labels: torch.Tensor) -> None:
+                              labels: torch.Tensor, prompts: Prompts | None = None) -> None:
         """One update of D on `sequences`, in micro-batches of `discriminator_batch_size` whose losses are weighted
         by their share of the batch (so they add up to the whole batch's mean loss)."""
         micro_batch = self.args.discriminator_batch_size
         predictions: list[torch.Tensor] = []
 
         def micro_batch_loss(rows: slice) -> torch.Tensor:
-            inputs = self.adapter.encode(sequences[rows], self.runtime.device)
+            inputs = self.adapter.encode(sequences[rows], self.runtime.device,
+                                         None if prompts is None else prompts.select(rows))
             with self.runtime.autocast():
                 logits = discriminator(**inputs).logits
                 # The CNN's L2 on its output layer, from the trained (unwrapped) module: outside forward().

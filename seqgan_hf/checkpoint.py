@@ -357,7 +357,7 @@ _SCHEDULER_KEYS = {"mle": "mle_scheduler", "generator": "lr_scheduler", "discrim
 #: Settings compared on resume (besides model shapes, the data size and the reward): any difference is refused.
 RESUME_CHECKED = (
     "sequence_length", "temperature", "top_k", "top_p", "bos_token_id", "disable_dropout", "sequence_overflow", "seed",
-    "append_eos",
+    "append_eos", "max_prompt_length", "prompt_overflow", "reward_stride",
     "per_device_train_batch_size", "learning_rate", "mle_learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs",
     "warmup_steps", "weight_decay", "optim", "optim_args", "adam_beta1", "adam_beta2", "adam_epsilon",
     "max_grad_norm", "mle_epochs", "discriminator_pretrain_rounds", "discriminator_pretrain_epochs",

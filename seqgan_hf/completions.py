@@ -19,8 +19,8 @@ process writes what the unit's last g-step captured:
 * a table (step, prompt, completion, P(real) from D, per-token rewards) to the trackers enabled by `report_to`:
   TensorBoard (markdown text through `TensorBoardCallback`'s writer), wandb and trackio (their `Table`).
 
-Every completion has a `prompt` (empty today: sequences start from BOS alone) so that prompt-conditioned
-training can fill it without changing the page or the JSON format.
+Every completion has its `prompt` (text and ids; empty when sequences start from the start token alone), shown
+beside it; P(real) is D's score of the (prompt, completion) pair.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import re
 from dataclasses import asdict, dataclass, field
 
 import torch
+
+from .prompts import Prompts
 
 logger = logging.getLogger("seqgan_hf.trainer")
 
@@ -67,7 +69,7 @@ class Completion:
     rewards: list[float]
     completion: str
     real_probability: float | None = None
-    prompt: str = ""  # empty until prompts are supported (issue 13)
+    prompt: str = ""  # empty for sequences sampled from the start token alone
     prompt_ids: list[int] = field(default_factory=list)
 
 
@@ -110,26 +112,30 @@ class CompletionLogger:
         self.num_completions = num_completions
         self.tokenizer = tokenizer
         self.discriminator_reward = discriminator_reward
-        self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._pending: tuple | None = None
         self._warned: set[str] = set()
 
     # ---- capture (every process, every g-step) ------------------------------------------------------------
 
     @torch.no_grad()
-    def capture(self, sequences: torch.LongTensor, rewards: torch.Tensor, keep: torch.Tensor) -> None:
-        """Keep the first rows of a g-step: token ids [B, T], Monte Carlo rewards [B, T], EOS mask [B, T]."""
+    def capture(self, sequences: torch.LongTensor, rewards: torch.Tensor, keep: torch.Tensor,
+                prompts: Prompts | None = None) -> None:
+        """Keep the first rows of a g-step: token ids [B, T], Monte Carlo rewards [B, T], EOS mask [B, T], and
+        the prompts they complete (None: no prompts)."""
         rows = sequences[: self.num_completions]
+        row_prompts = prompts.select(slice(0, rows.shape[0])) if prompts is not None else None
         real = None
         if self.discriminator_reward is not None:  # every process calls it (a collective under FSDP2)
-            real = self.discriminator_reward(rows).float().cpu()
+            real = self.discriminator_reward(rows, prompts=row_prompts).float().cpu()
+        prompt_ids = row_prompts.token_lists() if row_prompts is not None else [[] for _ in range(rows.shape[0])]
         self._pending = (rows.cpu(), rewards[: rows.shape[0]].detach().float().cpu(),
-                         keep[: rows.shape[0]].cpu(), real)
+                         keep[: rows.shape[0]].cpu(), real, prompt_ids)
 
     def completion_log(self, step: int, run_id: str | None = None) -> CompletionLog | None:
         """What the last capture holds, as a `CompletionLog` (None if nothing was captured since the last one)."""
         if self._pending is None:
             return None
-        sequences, rewards, keep, real = self._pending
+        sequences, rewards, keep, real, prompt_ids = self._pending
         self._pending = None
         completions = []
         for row in range(sequences.shape[0]):
@@ -138,6 +144,7 @@ class CompletionLogger:
                 tokens=[self._token_text(token) for token in ids], token_ids=ids,
                 rewards=[float(value) for value in rewards[row][keep[row]]], completion=self._text(ids),
                 real_probability=float(real[row]) if real is not None else None,
+                prompt=self._prompt_text(prompt_ids[row]), prompt_ids=prompt_ids[row],
             ))
         return CompletionLog(step=step, completions=completions, run_id=run_id)
 
@@ -145,6 +152,11 @@ class CompletionLogger:
         if self.tokenizer is None:
             return str(token)
         return self.tokenizer.decode([token])
+
+    def _prompt_text(self, ids: list[int]) -> str:
+        if self.tokenizer is None:
+            return " ".join(str(token) for token in ids)
+        return self.tokenizer.decode(ids)
 
     def _text(self, ids: list[int]) -> str:
         if self.tokenizer is None:

@@ -114,6 +114,22 @@ class SeqGANConfig(TrainingArguments):
             "counts them), 'drop' (leave them out, with a warning) or 'error' (refuse the data)."
         },
     )
+    max_prompt_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt-completion data (`prompt` / `completion` columns): the most prompt tokens kept (the start "
+            "token not counted). Longer prompts follow prompt_overflow. None: the longest training prompt. The "
+            "discriminator reads every (prompt, completion) pair at this width plus sequence_length."
+        },
+    )
+    prompt_overflow: str = field(
+        default="truncate",
+        metadata={
+            "help": "Prompts longer than max_prompt_length: 'truncate' (keep their end, the tokens next to the "
+            "completion, with a warning that counts them), 'drop' (leave those pairs out, with a warning) or "
+            "'error' (refuse the data)."
+        },
+    )
     append_eos: bool = field(
         default=True,
         metadata={
@@ -201,6 +217,14 @@ class SeqGANConfig(TrainingArguments):
     d_steps: int = field(default=5, metadata={"help": "Discriminator updates (fresh negatives each) per iteration."})
     d_epochs: int = field(default=3, metadata={"help": "Epochs over each d-step's data."})
     rollout_num: int = field(default=16, metadata={"help": "Monte Carlo rollouts N per token."})
+    reward_stride: int = field(
+        default=1,
+        metadata={
+            "help": "k: Monte Carlo rollouts only after completion prefixes of k, 2k, 3k... tokens; every other token "
+            "takes the reward of the next rolled-out prefix (or the final reward). 1: every token, as in the paper. "
+            "k cuts the rollout work about k-fold for long completions; see the README for what it approximates."
+        },
+    )
     rollout_policy: str = field(
         default="generator",
         metadata={
@@ -308,7 +332,7 @@ class SeqGANConfig(TrainingArguments):
 
         for name in (
             "sequence_length", "rollout_num", "rollout_batch_size", "score_batch_size", "discriminator_batch_size",
-            "per_device_train_batch_size",
+            "per_device_train_batch_size", "reward_stride",
         ):
             if getattr(self, name) < 1:
                 fail(name, f"got {getattr(self, name)}", "Set it to a positive integer.")
@@ -331,6 +355,11 @@ class SeqGANConfig(TrainingArguments):
             fail("top_p", f"got {self.top_p}", "Use a value in (0, 1], e.g. 0.95 (1.0: no nucleus cut).")
         if self.sequence_overflow not in SEQUENCE_OVERFLOW:
             fail("sequence_overflow", f"got {self.sequence_overflow!r}", f"Choose one of {SEQUENCE_OVERFLOW}.")
+        if self.prompt_overflow not in SEQUENCE_OVERFLOW:
+            fail("prompt_overflow", f"got {self.prompt_overflow!r}", f"Choose one of {SEQUENCE_OVERFLOW}.")
+        if self.max_prompt_length is not None and self.max_prompt_length < 0:
+            fail("max_prompt_length", f"got {self.max_prompt_length}",
+                 "Use 0 or more prompt tokens, or None for the longest training prompt.")
         if self.rollout_policy not in ROLLOUT_POLICIES:
             fail("rollout_policy", f"got {self.rollout_policy!r}", f"Choose one of {ROLLOUT_POLICIES}.")
         if not 0.0 <= self.rollout_update_rate <= 1.0:

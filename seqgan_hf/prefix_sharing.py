@@ -12,11 +12,16 @@ assumed:
 
 * structurally: the discriminator must return a `DynamicCache` of plain key/value layers (encoder classifiers
   return none; sliding-window layers do not keep every prefix position), and share the generator's token ids;
-* per row: a completion is shared only if its discriminator input has no padding and no pad token (a classifier
-  pools the last non-pad token; for such rows that is the last position, which the suffix forward also ends
-  on); other rows get a full forward;
-* numerically, once: on first use, shared and full forwards of a few completions are compared; if they disagree
-  (e.g. a classifier that pools the first token) sharing is switched off with a warning, for good.
+* per row: a completion is shared only if its discriminator input's real tokens form one leading block (padding
+  only at the end), hold no pad token and reach past the prefix (a classifier pools the last non-pad token, which
+  the suffix forward also holds); other rows get a full forward;
+* numerically, once per kind of row: on first use, shared and full forwards of a few completions without padding
+  are compared; if they disagree (e.g. a classifier that pools the first token) sharing is switched off with a
+  warning, for good. Rows padded at the end are shared only once the same comparison passed on such rows.
+
+With prompts (`seqgan_hf.prompts`) the discriminator reads (prompt, completion) pairs: a completion prefix of t
+tokens is then the row's prompt tokens plus t, a different length per row; rows with the same prefix length share
+one forward.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from transformers.cache_utils import DynamicCache
 
 from .discriminator import DiscriminatorAdapter
 from .kv_cache import maskable_cache
+from .prompts import Prompts
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +85,8 @@ class PrefixSharing:
         self.autocast = autocast
         # None: not decided yet; True: checked and in use; False: does not apply to this discriminator.
         self.enabled: bool | None = None if not adapter.retokenize else False
+        # The same for rows padded at the end (text after EOS, pairs shorter than the discriminator's width).
+        self.padded_enabled: bool | None = None if not adapter.retokenize else False
 
     @torch.no_grad()
     def rollout_probabilities(
@@ -86,6 +94,8 @@ class PrefixSharing:
         rollouts: torch.LongTensor,
         sequences: torch.LongTensor,
         rows_per_forward: Callable[[int], int],
+        prompts: Prompts | None = None,
+        prefix_lengths: torch.LongTensor | None = None,
     ) -> tuple[torch.Tensor, int] | None:
         """P(real) of every completion and sequence, flat as `RewardSource.rollout_rewards` lays them out, and
         the number of token positions the discriminator was fed.
@@ -93,28 +103,35 @@ class PrefixSharing:
         None once sharing is known not to apply to this discriminator (the caller then runs full forwards); the
         call that finds out still scores everything, with full forwards, so no work is thrown away.
 
-        `rollouts` [B, N, T-1, T], `sequences` [B, T]; `rows_per_forward(length)` bounds each forward of
-        `length` tokens per row. Returns [B * N * (T-1) + B]: completions in [B, N, T-1] order, then sequences.
+        `rollouts` [B, N, P, T] (entry [b, n, i]: sequence b's first `prefix_lengths[i]` tokens, default i + 1,
+        then a completion), `sequences` [B, T], `prompts` (one per sequence, or None); `rows_per_forward(length)`
+        bounds each forward of `length` tokens per row. Returns [B * N * P + B]: completions in [B, N, P] order,
+        then sequences.
         """
         if self.enabled is False:
             return None
+        if prefix_lengths is None:
+            prefix_lengths = torch.arange(1, rollouts.shape[2] + 1)
         discriminator = self.discriminator()
         was_training = discriminator.training
         discriminator.eval()
         try:
             with self.autocast():
-                return self._probabilities(discriminator, rollouts, sequences, rows_per_forward)
+                return self._probabilities(discriminator, rollouts, sequences, rows_per_forward, prompts,
+                                           prefix_lengths.tolist())
         finally:
             discriminator.train(was_training)
 
-    def _probabilities(self, discriminator, rollouts, sequences, rows_per_forward) -> tuple[torch.Tensor, int]:
+    def _probabilities(self, discriminator, rollouts, sequences, rows_per_forward, prompts,
+                       prefix_lengths: list[int]) -> tuple[torch.Tensor, int]:
         batch_size, rollout_num, prefixes, length = rollouts.shape
         device = next(discriminator.parameters()).device
         # The sampled sequences' own forwards: their P(real) (the last token's reward) and every prefix's cache.
         # Should sharing turn out not to apply, this work is kept and every completion gets a full forward.
-        share, final_logits, layer_parts = True, [], []
-        for chunk in sequences.split(rows_per_forward(length)):
-            inputs = self.adapter.encode(chunk, device)
+        share, final_logits, layer_parts, positions = True, [], [], 0
+        for rows in torch.arange(batch_size, device=sequences.device).split(rows_per_forward(length)):
+            inputs = self.adapter.encode(sequences[rows], device, None if prompts is None else prompts.select(rows))
+            positions += inputs["input_ids"].numel()
             output = self._cached_forward(discriminator, inputs) if share else None
             # Plain (non-sliding) KV layers hold every prefix position, as the generator's cached path needs too.
             if output is None or not maskable_cache(getattr(output, "cache", None)):
@@ -126,6 +143,10 @@ class PrefixSharing:
             if share:
                 layer_parts.append([(layer.keys, layer.values) for layer in output.cache.layers])
         full_cache = []
+        # Where each sequence's completion starts in its discriminator input (after its prompt's tokens).
+        offsets = (self.adapter.prompt_offsets(prompts).to(device) if prompts is not None
+                   else torch.zeros(batch_size, dtype=torch.long, device=device))
+        row_prompts = prompts.repeat_interleave(rollout_num) if prompts is not None else None  # one per [B, N] row
         if share:
             # Per layer, the chunks' keys and values joined along the batch (one chunk: used as is, no copy).
             full_cache = [
@@ -134,29 +155,34 @@ class PrefixSharing:
             ]
             # Not exact for this discriminator (now off for good), or undecided (nothing shareable yet): full
             # forwards.
-            share = self.enabled is True or bool(self._check(discriminator, full_cache, rollouts))
+            # Padding (text after EOS, pairs shorter than the input width) is possible only with an EOS or prompts.
+            padding_possible = self.adapter.eos_token_id is not None or prompts is not None
+            if self.enabled is None or (self.padded_enabled is None and padding_possible):
+                self._decide(discriminator, full_cache, rollouts, row_prompts, offsets, prefix_lengths)
+            share = self.enabled is True
         completions = batch_size * rollout_num * prefixes
         scores = torch.empty(completions + batch_size, dtype=torch.float32, device=rollouts.device)
         scores[completions:] = self._probability(torch.cat(final_logits), rollouts)
-        positions = sequences.numel()
-        # Flat index of completion (b, n, t) is (b * N + n) * (T - 1) + t - 1; `sequence_of` maps b * N + n -> b.
+        # Flat index of completion (b, n, i) is (b * N + n) * P + i; `sequence_of` maps b * N + n -> b.
         sequence_of = torch.arange(batch_size, device=device).repeat_interleave(rollout_num)
         group_index = torch.arange(batch_size * rollout_num, device=rollouts.device) * prefixes
-        for prefix_length in range(1, length):
-            inputs = self.adapter.encode(rollouts[:, :, prefix_length - 1].reshape(-1, length), device)
-            shared = self._shareable(inputs) & share
-            shared_rows = shared.nonzero().squeeze(1)
-            for rows in _chunks(shared_rows, rows_per_forward(length - prefix_length)):
-                logits = self._suffix_logits(
-                    discriminator, full_cache, inputs, rows, sequence_of[rows], prefix_length
-                )
-                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(logits, rollouts)
-            positions += shared_rows.numel() * (length - prefix_length)
+        for slot, prefix_length in enumerate(prefix_lengths):
+            inputs = self.adapter.encode(rollouts[:, :, slot].reshape(-1, length), device, row_prompts)
+            width = inputs["input_ids"].shape[1]
+            starts = offsets[sequence_of] + prefix_length  # the first discriminator column after the prefix
+            shared = self._shareable(inputs, starts) & share
+            # Rows whose prefix (prompt + t tokens) has the same length continue the cache in one forward.
+            for start in starts[shared].unique().tolist():
+                same = (shared & (starts == start)).nonzero().squeeze(1)
+                for rows in _chunks(same, rows_per_forward(width - start)):
+                    logits = self._suffix_logits(discriminator, full_cache, inputs, rows, sequence_of[rows], start)
+                    scores[group_index[rows.to(rollouts.device)] + slot] = self._probability(logits, rollouts)
+                positions += same.numel() * (width - start)
             full_rows = (~shared).nonzero().squeeze(1)
-            for rows in _chunks(full_rows, rows_per_forward(length)):
+            for rows in _chunks(full_rows, rows_per_forward(width)):
                 logits = discriminator(**{key: value[rows] for key, value in inputs.items()}).logits
-                scores[group_index[rows.to(rollouts.device)] + prefix_length - 1] = self._probability(logits, rollouts)
-            positions += full_rows.numel() * length
+                scores[group_index[rows.to(rollouts.device)] + slot] = self._probability(logits, rollouts)
+            positions += full_rows.numel() * width
         return scores, positions
 
     def _cached_forward(self, discriminator, inputs: dict):
@@ -166,40 +192,50 @@ class PrefixSharing:
         except TypeError:
             return None
 
-    def _suffix_logits(
-        self, discriminator, full_cache, inputs, rows, sequence_rows, prefix_length: int
-    ) -> torch.Tensor:
-        """Discriminator logits of completions `rows` fed only their tokens after the prefix, over its cached states."""
-        cache = _prefix_cache(full_cache, sequence_rows, prefix_length)
+    def _suffix_logits(self, discriminator, full_cache, inputs, rows, sequence_rows, start: int) -> torch.Tensor:
+        """Discriminator logits of completions `rows` fed only their columns from `start` on (after the prompt and
+        the prefix), over their sequences' cached states."""
+        cache = _prefix_cache(full_cache, sequence_rows, start)
         suffix = {
-            "input_ids": inputs["input_ids"][rows, prefix_length:],
-            # Hugging Face convention: the mask spans cached and new positions (all ones for shared rows).
+            "input_ids": inputs["input_ids"][rows, start:],
+            # Hugging Face convention: the mask spans cached and new positions (padding, if any, at the end).
             "attention_mask": inputs["attention_mask"][rows],
         }
         return discriminator(**suffix, cache=cache, use_cache=True).logits
 
-    def _check(self, discriminator, full_cache, rollouts) -> bool | None:
-        """Compare shared and full forwards on a few completions; decide once whether sharing is exact here.
-
-        None (undecided, no sharing this time) when the sampled completions offer no row that could be shared.
-        """
+    def _decide(self, discriminator, full_cache, rollouts, row_prompts, offsets, prefix_lengths) -> None:
+        """Compare shared and full forwards on a few completions, once for rows without padding (`enabled`) and once
+        for rows padded at the end (`padded_enabled`). A kind stays undecided while no such row comes up."""
         batch_size, rollout_num, prefixes, length = rollouts.shape
         device = next(discriminator.parameters()).device
-        flat = rollouts.reshape(-1, length)
-        inputs = self.adapter.encode(flat, device)
-        shareable = self._shareable(inputs)
-        if not bool(shareable.any()):
-            return None
-        # A spread of prefix lengths and sequences among the shareable completions.
-        candidates = shareable.nonzero().squeeze(1)
-        picks = candidates[torch.linspace(0, candidates.numel() - 1, _CHECK_ROWS, device=device).long().unique()]
-        inputs = {key: value[picks] for key, value in inputs.items()}
+        flat_prompts = None if row_prompts is None else row_prompts.select(
+            torch.arange(batch_size * rollout_num, device=row_prompts.input_ids.device).repeat_interleave(prefixes))
+        inputs = self.adapter.encode(rollouts.reshape(-1, length), device, flat_prompts)
+        # Flat completion r is sequence r // (N * P) after prefix_lengths[r % P] tokens.
+        flat = torch.arange(inputs["input_ids"].shape[0], device=device)
+        sequence_rows = flat // (prefixes * rollout_num)
+        starts = offsets[sequence_rows] + torch.as_tensor(prefix_lengths, device=device)[flat % prefixes]
+        padded = ~inputs["attention_mask"].bool().all(dim=1)
+        shareable = self._shareable(inputs, starts, allow_padding=True)
+        for kind, candidates in (("enabled", shareable & ~padded), ("padded_enabled", shareable & padded)):
+            if getattr(self, kind) is None and bool(candidates.any()) and self.enabled is not False:
+                verdict = self._check(discriminator, full_cache, inputs, candidates, sequence_rows, starts,
+                                      padded=kind == "padded_enabled")
+                setattr(self, kind, verdict)
+        if self.enabled is None and self.padded_enabled is True:
+            self.enabled = True  # padded rows agree; rows without padding are the simpler case of the same forward
+
+    def _check(self, discriminator, full_cache, inputs, candidates, sequence_rows, starts, padded: bool) -> bool:
+        """Shared against full forwards on a spread of `candidates`; False (and a log line) when they disagree."""
+        device = inputs["input_ids"].device
+        rows = candidates.nonzero().squeeze(1)
+        picks = rows[torch.linspace(0, rows.numel() - 1, _CHECK_ROWS, device=device).long().unique()]
+        picked = {key: value[picks] for key, value in inputs.items()}
         try:
-            full_logits = discriminator(**inputs).logits.float()
-            # Completion row r: sequence r // ((T-1) * N), prefix length r % (T-1) + 1 (flat [B, N, T-1] order).
+            full_logits = discriminator(**picked).logits.float()
             shared_logits = torch.cat([
-                self._suffix_logits(discriminator, full_cache, inputs, torch.tensor([row], device=device),
-                                    picks[row : row + 1] // (prefixes * rollout_num), int(picks[row]) % prefixes + 1)
+                self._suffix_logits(discriminator, full_cache, picked, torch.tensor([row], device=device),
+                                    sequence_rows[picks[row : row + 1]], int(starts[picks[row]]))
                 for row in range(picks.numel())
             ]).float()
         except (TypeError, ValueError, RuntimeError) as error:  # a forward that takes no cache this way
@@ -211,23 +247,35 @@ class PrefixSharing:
         scale = full_logits.abs().max().clamp(min=1.0)
         error = (shared_logits - full_logits).abs().max()
         if not bool(error <= tolerance * scale):
-            self._disable(
-                f"{type(discriminator).__name__}'s logits from a cached prefix differ from a full forward by "
-                f"{float(error):.3g} (its pooling or attention does not continue from a prefix cache)",
-                warn=True,
-            )
+            reason = (f"{type(discriminator).__name__}'s logits from a cached prefix differ from a full forward by "
+                      f"{float(error):.3g}")
+            if padded:  # rows without padding may still be shared
+                logger.info("Rollouts with padding are scored with full discriminator forwards: %s on padded "
+                            "inputs (its pooling does not skip trailing padding).", reason)
+                return False
+            self._disable(reason + " (its pooling or attention does not continue from a prefix cache)", warn=True)
             return False
-        self.enabled = True
-        logger.info("Scoring rollouts with %s's prefix cache (each prefix encoded once).",
-                    type(discriminator).__name__)
+        logger.info("Scoring rollouts%s with %s's prefix cache (each prefix encoded once).",
+                    " padded at the end" if padded else "", type(discriminator).__name__)
         return True
 
-    def _shareable(self, inputs: dict) -> torch.Tensor:
-        """Rows whose discriminator input has no padding and no pad token: pooled at their last position."""
-        shareable = inputs["attention_mask"].bool().all(dim=1)
+    def _shareable(self, inputs: dict, starts: torch.Tensor, allow_padding: bool | None = None) -> torch.Tensor:
+        """Rows a classifier pools at their last real token whether fed whole or from `starts` on: real tokens
+        in one leading block (padding, if any, only at the end; none unless padded rows were checked), no pad
+        token among them, and at least one real token from `starts` on."""
+        mask = inputs["attention_mask"].bool()
+        kept = mask.sum(dim=1)
+        width = mask.shape[1]
+        if allow_padding is None:
+            allow_padding = self.padded_enabled is True
+        if allow_padding:
+            shareable = (mask == (torch.arange(width, device=mask.device)[None, :] < kept[:, None])).all(dim=1)
+        else:
+            shareable = kept == width
+        shareable &= kept > starts.to(kept.device)
         pad = self.adapter.discriminator_pad_token_id
         if pad is not None:
-            shareable &= (inputs["input_ids"] != pad).all(dim=1)
+            shareable &= ~((inputs["input_ids"] == pad) & mask).any(dim=1)
         return shareable
 
     def _probability(self, logits: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,10 @@ reward of its Monte Carlo completions (`seqgan_hf.rollout`). The discriminator i
 A source maps token ids [R, T] (cut after their first EOS by the source where it matters) to rewards [R]. The
 rollout engine asks for the rewards of all completions at once through `rollout_rewards`, which a source may
 override with a faster path (the discriminator's prefix sharing).
+
+With prompts, sources are called as `source(sequences, prompts=...)` ([`~seqgan_hf.prompts.Prompts`], one per
+row): the discriminator judges each completion with its prompt, and a reward function gets the prompts' texts as
+`prompts=[...]` (as TRL passes them). `BleuReward` and `TensorReward` score the completion alone.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from .data import strip_after_eos
 from .discriminator import DiscriminatorAdapter
 from .prefix_sharing import PrefixSharing
+from .prompts import Prompts
 
 #: `rows_per_forward(length)`: how many sequences of `length` tokens one scoring call may take.
 RowsPerForward = Callable[[int], int]
@@ -61,8 +66,9 @@ class RewardSource:
 
     name: str = "reward"
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
-        """Rewards [R] (float, in [0, 1]) of complete sequences [R, T] of generator token ids."""
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
+        """Rewards [R] (float, in [0, 1]) of complete sequences [R, T] of generator token ids (completions of
+        `prompts`, one per row, when given)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -72,37 +78,50 @@ class RewardSource:
         sequences: torch.LongTensor,
         rows_per_forward: RowsPerForward,
         counter: WorkCounter | None = None,
+        prompts: Prompts | None = None,
+        prefix_lengths: torch.LongTensor | None = None,
     ) -> torch.Tensor:
-        """Rewards of every completion and sampled sequence, flat: [B * N * (T-1) + B], completions in
-        [B, N, T-1] order, then the sequences. `rollouts` [B, N, T-1, T], `sequences` [B, T]."""
-        length = sequences.shape[1]
+        """Rewards of every completion and sampled sequence, flat: [B * N * P + B], completions in [B, N, P]
+        order, then the sequences. `rollouts` [B, N, P, T] (entry [b, n, i]: sequence b's first
+        `prefix_lengths[i]` tokens, default i + 1, then a sampled completion), `sequences` [B, T], `prompts`
+        (None, or one per sequence)."""
+        batch_size, rollout_num, prefixes, length = rollouts.shape
+        flat_prompts = None
+        if prompts is not None:  # completion rows in [B, N, P] order, then the sequences: each with its prompt
+            index = torch.arange(batch_size, device=prompts.input_ids.device)
+            flat_prompts = prompts.select(torch.cat([index.repeat_interleave(rollout_num * prefixes), index]))
         return self.rewards_in_chunks(torch.cat([rollouts.reshape(-1, length), sequences]), rows_per_forward,
-                                      counter)
+                                      counter, flat_prompts)
 
     def rewards_in_chunks(
-        self, flat: torch.LongTensor, rows_per_forward: RowsPerForward, counter: WorkCounter | None = None
+        self, flat: torch.LongTensor, rows_per_forward: RowsPerForward, counter: WorkCounter | None = None,
+        prompts: Prompts | None = None,
     ) -> torch.Tensor:
-        """`self(flat)`, `rows_per_forward(T)` rows per call."""
+        """`self(flat)` (with `prompts`, one per row, when given), `rows_per_forward(T)` rows per call."""
         chunk_rows = rows_per_forward(flat.shape[1])
         # Each chunk's rewards go straight into one buffer: holding every chunk's small result tensor until a
         # final cat fragmented the heap (peak RSS grew with the number of chunks, ~1 GB at T=80 on CPU).
         rewards = torch.empty(flat.shape[0], dtype=torch.float32, device=flat.device)
         for start in range(0, flat.shape[0], chunk_rows):
             chunk = flat[start : start + chunk_rows]
-            rewards[start : start + chunk.shape[0]] = self(chunk).float().to(flat.device)
+            chunk_prompts = None if prompts is None else prompts.select(slice(start, start + chunk.shape[0]))
+            values = _call(self, chunk, chunk_prompts)
+            rewards[start : start + chunk.shape[0]] = values.float().to(flat.device)
         if counter is not None:
             counter.scored_sequences += flat.shape[0]
         return rewards
 
 
 class TensorReward(RewardSource):
-    """A function of token-id tensors, `func(sequences [R, T]) -> rewards [R]`, as a reward source."""
+    """A function of token-id tensors, `func(sequences [R, T]) -> rewards [R]`, as a reward source.
+
+    With prompts it still sees the completions alone (use a [`FunctionReward`] to read the prompts)."""
 
     def __init__(self, func: Callable[[torch.LongTensor], torch.Tensor], name: str | None = None):
         self.func = func
         self.name = name or getattr(func, "__name__", type(func).__name__)
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
         return self.func(sequences)
 
 
@@ -132,26 +151,33 @@ class DiscriminatorReward(RewardSource):
         self.name = name
         self.prefix_sharing = PrefixSharing(adapter, discriminator, autocast) if prefix_sharing else None
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
         with self.autocast():
-            return self.adapter.real_probabilities(self.discriminator(), sequences)
+            return self.adapter.real_probabilities(self.discriminator(), sequences, prompts)
 
     @torch.no_grad()
-    def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None) -> torch.Tensor:
+    def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None, prompts=None,
+                        prefix_lengths=None) -> torch.Tensor:
         if self.prefix_sharing is not None and rollouts.shape[2]:
-            shared = self.prefix_sharing.rollout_probabilities(rollouts, sequences, rows_per_forward)
+            if prefix_lengths is None:
+                prefix_lengths = torch.arange(1, rollouts.shape[2] + 1, device=rollouts.device)
+            shared = self.prefix_sharing.rollout_probabilities(rollouts, sequences, rows_per_forward, prompts,
+                                                               prefix_lengths)
             if shared is not None:
                 rewards, positions = shared
                 if counter is not None:
                     counter.scored_sequences += rewards.numel()
                     counter.discriminator_positions += positions
                 return rewards
-        return super().rollout_rewards(rollouts, sequences, rows_per_forward, counter)
+        return super().rollout_rewards(rollouts, sequences, rows_per_forward, counter, prompts, prefix_lengths)
 
-    def rewards_in_chunks(self, flat, rows_per_forward, counter=None) -> torch.Tensor:
+    def rewards_in_chunks(self, flat, rows_per_forward, counter=None, prompts=None) -> torch.Tensor:
         if counter is not None:
-            counter.discriminator_positions += flat.numel()
-        return super().rewards_in_chunks(flat, rows_per_forward, counter)
+            # The discriminator reads each row at the pair width: the prompt room, then the completion.
+            prompt_width = 0 if prompts is None else (self.adapter.prompt_width if self.adapter.prompt_width is not None
+                                                      else prompts.width - 1)
+            counter.discriminator_positions += flat.shape[0] * (flat.shape[1] + prompt_width)
+        return super().rewards_in_chunks(flat, rows_per_forward, counter, prompts)
 
 
 class BleuReward(RewardSource):
@@ -174,7 +200,8 @@ class BleuReward(RewardSource):
         self.pad_token_id = pad_token_id
         self.references = BleuReferences(references, max_order)
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
+        """Sentence BLEU of each completion alone (prompts are not part of the references)."""
         from .metrics import sentence_bleu_rewards
 
         tokens = strip_after_eos(sequences.cpu(), self.eos_token_id, self.pad_token_id)
@@ -188,7 +215,8 @@ class FunctionReward(RewardSource):
     `func(completions=..., completion_ids=..., **kwargs)` gets, for R complete sequences, `completion_ids` (R
     lists of token ids, cut after the first EOS, EOS and padding dropped) and `completions` (their decoded
     texts when the trainer has a tokenizer, else the same id lists), and returns R floats in [0, 1] (a list, a
-    NumPy array or a tensor). Declare `**kwargs`: more keyword arguments may be passed in later versions.
+    NumPy array or a tensor). With prompts it also gets `prompts` (their decoded texts, or id lists without a
+    tokenizer). Declare `**kwargs`: more keyword arguments may be passed in later versions.
 
     Raises:
         ValueError: at call time, when `func` returns the wrong number of rewards, a non-finite one or one
@@ -203,11 +231,16 @@ class FunctionReward(RewardSource):
         self.pad_token_id = pad_token_id
         self.name = name or getattr(func, "__name__", type(func).__name__)
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
         completion_ids = strip_after_eos(sequences.cpu(), self.eos_token_id, self.pad_token_id)
         completions = (self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
                        if self.tokenizer is not None else completion_ids)
-        values = self.func(completions=completions, completion_ids=completion_ids)
+        extra = {}
+        if prompts is not None:
+            prompt_ids = prompts.token_lists()
+            extra["prompts"] = (self.tokenizer.batch_decode(prompt_ids, skip_special_tokens=True)
+                                if self.tokenizer is not None else prompt_ids)
+        values = self.func(completions=completions, completion_ids=completion_ids, **extra)
         rewards = torch.as_tensor(values, dtype=torch.float32).reshape(-1) if values is not None else None
         if rewards is None or rewards.numel() != len(completion_ids):
             got = "None" if rewards is None else f"{rewards.numel()} values"
@@ -235,13 +268,22 @@ class RewardMix(RewardSource):
         self.sources = list(sources)
         self.weights = [float(weight) / total for weight in weights]
 
-    def __call__(self, sequences: torch.LongTensor) -> torch.Tensor:
-        return sum(weight * source(sequences).float() for source, weight in zip(self.sources, self.weights))
+    def __call__(self, sequences: torch.LongTensor, prompts: Prompts | None = None) -> torch.Tensor:
+        return sum(weight * _call(source, sequences, prompts).float()
+                   for source, weight in zip(self.sources, self.weights))
 
     @torch.no_grad()
-    def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None) -> torch.Tensor:
-        return sum(weight * source.rollout_rewards(rollouts, sequences, rows_per_forward, counter)
+    def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None, prompts=None,
+                        prefix_lengths=None) -> torch.Tensor:
+        return sum(weight * source.rollout_rewards(rollouts, sequences, rows_per_forward, counter, prompts,
+                                                   prefix_lengths)
                    for source, weight in zip(self.sources, self.weights))
+
+
+def _call(source: RewardSource, sequences: torch.LongTensor, prompts: Prompts | None) -> torch.Tensor:
+    """`source(sequences)`, with `prompts=` only when there are prompts (a source written for prompt-less
+    training may take no such argument)."""
+    return source(sequences) if prompts is None else source(sequences, prompts=prompts)
 
 
 def build_reward(
@@ -252,13 +294,15 @@ def build_reward(
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     prefix_sharing: bool = True,
+    with_prompts: bool = False,
 ) -> RewardSource | None:
     """The trainer's reward source from its `reward_funcs` argument (None: the discriminator alone).
 
     `reward_funcs` is one entry or a list of entries, each one of: the string `"discriminator"` (the trained
     discriminator's P(real)); a [`RewardSource`]; a sequence classifier (`num_labels` 1 or 2, the generator's
     vocabulary), used frozen; or a function, called as [`FunctionReward`] describes. Several entries are mixed
-    by `reward_weights` (default: equal weights) into their weighted mean.
+    by `reward_weights` (default: equal weights) into their weighted mean. `with_prompts`: the data has prompts,
+    so functions are also called with `prompts=`.
     """
     if reward_funcs is None:
         return discriminator_reward
@@ -281,7 +325,7 @@ def build_reward(
         elif isinstance(entry, torch.nn.Module) and hasattr(getattr(entry, "config", None), "num_labels"):
             sources.append(_classifier_reward(entry, where, pad_token_id, eos_token_id, prefix_sharing))
         elif callable(entry):
-            _check_signature(entry, where)
+            _check_signature(entry, where, with_prompts)
             sources.append(FunctionReward(entry, tokenizer, eos_token_id, pad_token_id))
         else:
             raise TypeError(f"{where} is a {type(entry).__name__}: pass a function, a RewardSource, a sequence "
@@ -308,7 +352,7 @@ def _classifier_reward(model: torch.nn.Module, where: str, pad_token_id, eos_tok
     return DiscriminatorReward(adapter, lambda: model, prefix_sharing=prefix_sharing, name=type(model).__name__)
 
 
-def _check_signature(func: Callable, where: str) -> None:
+def _check_signature(func: Callable, where: str, with_prompts: bool = False) -> None:
     """A reward function must accept the keyword arguments it is called with."""
     try:
         parameters = inspect.signature(func).parameters.values()
@@ -317,10 +361,12 @@ def _check_signature(func: Callable, where: str) -> None:
     names = {p.name for p in parameters}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return
-    missing = {"completions", "completion_ids"} - names
+    needed = {"completions", "completion_ids"} | ({"prompts"} if with_prompts else set())
+    missing = needed - names
     if missing:
-        raise TypeError(f"{where} ({getattr(func, '__name__', func)!r}) is called as func(completions=..., "
-                        f"completion_ids=...), but does not take {sorted(missing)}: add **kwargs to its parameters.")
+        call = ", ".join(f"{name}=..." for name in sorted(needed))
+        raise TypeError(f"{where} ({getattr(func, '__name__', func)!r}) is called as func({call}), but does not "
+                        f"take {sorted(missing)}: add **kwargs to its parameters.")
 
 
 __all__ = [

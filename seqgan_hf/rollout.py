@@ -43,6 +43,7 @@ import torch
 
 from .kv_cache import RolloutLayer, maskable_cache, prefix_buffer
 from .models.lstm import LSTMState
+from .prompts import Prompts, position_ids
 from .rewards import RewardSource, TensorReward, WorkCounter
 from .sampling import SamplingDistribution
 
@@ -128,6 +129,8 @@ class RolloutEngine:
         rollout_block_logits: on CPU, rollout forwards are further capped to about this many logits, rows times
             vocabulary (None: 4M; 0: no cap, `rollout_batch_size` only). Ignored on accelerators. Never changes
             results.
+        reward_stride: k; Monte Carlo rewards only for completion prefixes of k, 2k, ... tokens; every other token
+            takes the reward of the next prefix computed (or the final reward). 1: every token (the paper).
     """
 
     def __init__(
@@ -143,8 +146,12 @@ class RolloutEngine:
         rollout_block_logits: int | None = None,
         top_k: int = 0,
         top_p: float = 1.0,
+        reward_stride: int = 1,
     ):
+        if reward_stride < 1:
+            raise ValueError(f"reward_stride={reward_stride}: Monte Carlo rewards need a stride of at least 1.")
         self.bos_token_id = bos_token_id
+        self.reward_stride = reward_stride
         self.sequence_length = sequence_length
         self.rollout_num = rollout_num
         self.distribution = SamplingDistribution(temperature, top_k, top_p)
@@ -175,58 +182,83 @@ class RolloutEngine:
 
     @torch.no_grad()
     def sample(
-        self, model: torch.nn.Module, batch_size: int, rng: torch.Generator | None = None
+        self, model: torch.nn.Module, batch_size: int, rng: torch.Generator | None = None,
+        prompts: Prompts | None = None,
     ) -> torch.LongTensor:
-        """Sample `batch_size` sequences of length T from `model` (start token not included)."""
+        """Sample `batch_size` sequences of length T from `model` (start token not included), each continuing
+        its row of `prompts` (None: the start token alone)."""
         device = next(model.parameters()).device
+        prompts = self._prompts(prompts, batch_size, device)
         length = self.sequence_length
         uniforms = torch.rand(batch_size, length, generator=rng, device=_rng_device(rng, device))
         uniforms = uniforms.to(device)
         tokens = torch.empty(batch_size, length, dtype=torch.long, device=device)
-        current = torch.full((batch_size,), self.bos_token_id, dtype=torch.long, device=device)
         if is_recurrent(model):
-            state = None
+            logits, state = self._recurrent_prompt(model, prompts)
             for position in range(length):
-                self._count(batch_size)
-                logits, state = model.step(current, state)
-                current = self._sample(logits, uniforms[:, position])
-                tokens[:, position] = current
+                tokens[:, position] = self._sample(logits, uniforms[:, position])
+                if position + 1 < length:
+                    self._count(batch_size)
+                    logits, state = model.step(tokens[:, position], state)
             return tokens
-        cache = None
+        output = self._forward(model, prompts.input_ids, prompts)
+        logits, cache = output.logits[:, -1], getattr(output, "cache", None)
         for position in range(length):
-            context = _with_bos(tokens[:, :position], self.bos_token_id)
-            logits, cache = self._forward_last(model, context, cache)
             tokens[:, position] = self._sample(logits, uniforms[:, position])
+            if position + 1 == length:
+                break
+            if cache is None:  # a model without a cache re-reads its whole context
+                output = self._forward(model, torch.cat([prompts.input_ids, tokens[:, : position + 1]], 1), prompts)
+            else:  # only the new token; positions continue each row's own count
+                output = self._forward(model, tokens[:, position : position + 1], prompts, cache=cache,
+                                       fed_before=prompts.width + position)
+            logits, cache = output.logits[:, -1], getattr(output, "cache", None)
         return tokens
 
     # ---- rollouts --------------------------------------------------------------------------------------
 
+    def prefix_lengths(self, length: int, device: torch.device | None = None) -> torch.LongTensor:
+        """The completion prefix lengths t whose rewards are estimated by rollouts: k, 2k, ... below T."""
+        return torch.arange(self.reward_stride, length, self.reward_stride, device=device)
+
+    def reward_positions(self, length: int, device: torch.device | None = None) -> torch.LongTensor:
+        """For each token t = 1..T, which computed reward it takes: the first computed prefix of at least t tokens
+        (index into `prefix_lengths`), or the final reward (index len(prefix_lengths)) when there is none."""
+        tokens = torch.arange(1, length + 1, device=device)
+        slots = torch.div(tokens + self.reward_stride - 1, self.reward_stride, rounding_mode="floor") - 1
+        return slots.clamp(max=len(self.prefix_lengths(length)))
+
     @torch.no_grad()
     def rollouts(
-        self, model: torch.nn.Module, sequences: torch.LongTensor, rng: torch.Generator | None = None
+        self, model: torch.nn.Module, sequences: torch.LongTensor, rng: torch.Generator | None = None,
+        prompts: Prompts | None = None,
     ) -> torch.LongTensor:
-        """Complete every proper prefix of every sequence `rollout_num` times.
+        """Complete the rewarded prefixes of every sequence `rollout_num` times.
 
-        Returns [B, N, T-1, T]: entry [b, n, t-1] is sequence b's first t tokens followed by the n-th
-        sampled completion of that prefix.
+        Returns [B, N, P, T], P = len(`prefix_lengths(T)`) (T - 1 with `reward_stride` 1): entry [b, n, i] is
+        sequence b's first t = prefix_lengths[i] tokens followed by the n-th sampled completion of that prefix.
+        With `prompts`, every row continues its prompt followed by its prefix; only completion tokens are returned.
         """
         batch_size, length = sequences.shape
         if length != self.sequence_length:
             raise ValueError(f"sequences have length {length}; the engine was built for {self.sequence_length}.")
         device = sequences.device
+        prompts = self._prompts(prompts, batch_size, device)
         # One uniform per (sequence, rollout, prefix, sampled token): the whole random stream, drawn up front.
-        # uniforms[b, n, t-1, k] draws the k-th token sampled after prefix y_1..y_t, i.e. y_{t+1+k}.
+        # uniforms[b, n, t-1, k] draws the k-th token sampled after prefix y_1..y_t, i.e. y_{t+1+k}. It is drawn
+        # for every prefix whatever the stride, so a prefix's rollouts are the same with any `reward_stride`.
         uniforms = torch.rand(
             batch_size, self.rollout_num, length - 1, length - 1,
             generator=rng, device=_rng_device(rng, device),
         ).to(device)
-        completed = sequences[:, None, None, :].expand(-1, self.rollout_num, length - 1, -1).clone()
-        if length < 2:
+        prefix_lengths = self.prefix_lengths(length, device)
+        completed = sequences[:, None, None, :].expand(-1, self.rollout_num, len(prefix_lengths), -1).clone()
+        if not len(prefix_lengths):
             return completed
         if is_recurrent(model):
-            self._recurrent_rollouts(model, sequences, uniforms, completed)
+            self._recurrent_rollouts(model, sequences, prompts, uniforms, completed)
         else:
-            self._transformer_rollouts(model, sequences, uniforms, completed)
+            self._transformer_rollouts(model, sequences, prompts, uniforms, completed)
         return completed
 
     def rollout_rows(self, vocab_size: int, device: torch.device) -> int:
@@ -235,29 +267,56 @@ class RolloutEngine:
                            vocab_size, floor=64)
 
     def _rows(self, batch_size: int, length: int, device: torch.device):
-        """All rollout rows as (prefix length t, sequence b, rollout n), t ascending (row-major over [T-1, B, N]).
+        """All rollout rows as (prefix length t, its slot in the output, sequence b, rollout n), t ascending.
 
         Sorting by t puts the rows needing the most tokens first, so within any chunk the rows still sampling
         at a given step are always a leading slice: the "staircase" that never computes a finished row.
         """
-        rollout_num = self.rollout_num
-        prefix_len = torch.arange(1, length, device=device).repeat_interleave(batch_size * rollout_num)
-        seq_index = torch.arange(batch_size, device=device).repeat_interleave(rollout_num).repeat(length - 1)
-        roll_index = torch.arange(rollout_num, device=device).repeat(batch_size * (length - 1))
-        return prefix_len, seq_index, roll_index
+        rollout_num, prefixes = self.rollout_num, self.prefix_lengths(length, device)
+        per_prefix = batch_size * rollout_num
+        prefix_len = prefixes.repeat_interleave(per_prefix)
+        slot = torch.arange(len(prefixes), device=device).repeat_interleave(per_prefix)
+        seq_index = torch.arange(batch_size, device=device).repeat_interleave(rollout_num).repeat(len(prefixes))
+        roll_index = torch.arange(rollout_num, device=device).repeat(batch_size * len(prefixes))
+        return prefix_len, slot, seq_index, roll_index
 
-    def _recurrent_rollouts(self, model, sequences, uniforms, completed) -> None:
+    def _recurrent_prompt(self, model, prompts: Prompts):
+        """A recurrent model's next-token logits and state after each row's `[BOS, prompt]`, one step per column.
+
+        A left pad leaves its row's state as it was (zeros before the row's BOS), so a row's state never depends
+        on how much its batch padded it."""
+        state = None
+        for column in range(prompts.width):
+            self._count(len(prompts))
+            logits, new_state = model.step(prompts.input_ids[:, column], state)
+            keep = prompts.attention_mask[:, column].bool()
+            if not bool(keep.all()):
+                old = state if state is not None else LSTMState(torch.zeros_like(new_state.h),
+                                                                torch.zeros_like(new_state.c))
+                keep = keep[:, None]
+                new_state = LSTMState(torch.where(keep, new_state.h, old.h), torch.where(keep, new_state.c, old.c))
+            state = new_state
+        return logits, state
+
+    def _recurrent_rollouts(self, model, sequences, prompts, uniforms, completed) -> None:
         """Recurrent models: per chunk, every row starts from its prefix's state; one step per sampled token."""
         batch_size, length = sequences.shape
-        # State and next-token logits after every prefix, from one pass over [BOS, y_1 .. y_{T-1}].
-        self._count(batch_size * length)
-        logits_all, h_all, c_all = model.prefix_states(_with_bos(sequences[:, :-1], self.bos_token_id))
-        prefix_len, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
+        if prompts.width == 1:
+            # State and next-token logits after every prefix, from one pass over [BOS, y_1 .. y_{T-1}].
+            self._count(batch_size * length)
+            logits_all, h_all, c_all = model.prefix_states(_with_bos(sequences[:, :-1], self.bos_token_id))
+        else:  # after the prompt (prefix t = 0), then one pass over y_1 .. y_{T-1} from there
+            first_logits, state = self._recurrent_prompt(model, prompts)
+            self._count(batch_size * (length - 1))
+            logits_all, h_all, c_all = model.prefix_states(sequences[:, :-1], state=state)
+            logits_all = torch.cat([first_logits[:, None], logits_all], dim=1)
+            h_all, c_all = torch.cat([state.h[:, None], h_all], dim=1), torch.cat([state.c[:, None], c_all], dim=1)
+        prefix_len, slot, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
         total_rows = prefix_len.numel()
         chunk_rows = self.rollout_rows(logits_all.shape[-1], sequences.device)
         for start in range(0, total_rows, chunk_rows):
             rows = slice(start, min(start + chunk_rows, total_rows))
-            t, b, n = prefix_len[rows], seq_index[rows], roll_index[rows]
+            t, s, b, n = prefix_len[rows], slot[rows], seq_index[rows], roll_index[rows]
             remaining = (length - t).tolist()  # tokens each row must sample; non-increasing along the chunk
             logits = logits_all[b, t]
             state = LSTMState(h_all[b, t], c_all[b, t])
@@ -267,7 +326,7 @@ class RolloutEngine:
                 # Rows are sorted by `remaining`, so the ones still sampling are a leading slice of the chunk.
                 active = _count_above(remaining, active, step)
                 tokens = self._sample(logits[:active], row_uniforms[:active, step])
-                completed[b[:active], n[:active], t[:active] - 1, t[:active] + step] = tokens
+                completed[b[:active], n[:active], s[:active], t[:active] + step] = tokens
                 still = _count_above(remaining, active, step + 1)
                 if still == 0:
                     break
@@ -275,36 +334,39 @@ class RolloutEngine:
                 self._count(still)
                 logits, state = model.step(tokens[:still], state)
 
-    def _transformer_rollouts(self, model, sequences, uniforms, completed) -> None:
-        """Any causal LM: one pass over the sequences, then all rollout rows batched across N and prefixes."""
+    def _transformer_rollouts(self, model, sequences, prompts, uniforms, completed) -> None:
+        """Any causal LM: one pass over prompts + sequences, then all rollout rows batched across N and prefixes."""
         batch_size, length = sequences.shape
-        context = _with_bos(sequences[:, :-1], self.bos_token_id)  # [B, T]: position p holds y_p (p=0: BOS)
-        self._count(context.numel())
-        output = model(input_ids=context, use_cache=True)
-        logits_all, full_cache = output.logits, getattr(output, "cache", None)
+        # [B, L + T - 1]: the prompt columns (left-padded, ending with BOS + prompt), then y_1 .. y_{T-1}.
+        context = torch.cat([prompts.input_ids, sequences[:, :-1]], dim=1)
+        output = self._forward(model, context, prompts)
+        # logits_all[:, t]: the next-token logits after completion prefix y_1..y_t (t = 0: after the prompt).
+        logits_all, full_cache = output.logits[:, prompts.width - 1 :], getattr(output, "cache", None)
         use_cache = full_cache is not None and maskable_cache(full_cache)
-        prefix_len, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
+        prefix_len, slot, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
         total_rows = prefix_len.numel()
         chunk_rows = self.rollout_rows(logits_all.shape[-1], sequences.device)
         for start in range(0, total_rows, chunk_rows):
             rows = slice(start, min(start + chunk_rows, total_rows))
-            t, b, n = prefix_len[rows], seq_index[rows], roll_index[rows]
+            t, s, b, n = prefix_len[rows], slot[rows], seq_index[rows], roll_index[rows]
             # First sampled token of every row: straight from the full pass's logits after the prefix.
             tokens = self._sample(logits_all[b, t], uniforms[b, n, t - 1, 0])
-            completed[b, n, t - 1, t] = tokens
+            completed[b, n, s, t] = tokens
             if use_cache:
-                self._cached_chunk(model, full_cache, context, tokens, t, b, n, uniforms, completed)
+                self._cached_chunk(model, full_cache, context, prompts, tokens, t, s, b, n, uniforms, completed)
             else:
-                self._uncached_chunk(model, context, tokens, t, b, n, uniforms, completed)
+                self._uncached_chunk(model, context, prompts, tokens, t, s, b, n, uniforms, completed)
 
-    def _cached_chunk(self, model, full_cache, context, tokens, t, b, n, uniforms, completed) -> None:
+    def _cached_chunk(self, model, full_cache, context, prompts, tokens, t, s, b, n, uniforms, completed) -> None:
         """Rows (t, b, n) of one chunk, t ascending, each with its first token sampled already.
 
-        Row layout, the same for every row whatever the chunk: column p = position p. Columns 0..t are sequence
-        b's prefix (from the full pass); the row's k-th fed token is written at column t + 1 + k and the mask shows
-        columns 0..t + 1 + k. Rows that have sampled all their tokens leave the batch (a leading slice remains).
+        Row layout, the same for every row whatever the chunk: the columns of `context`, L prompt columns then
+        the completion (completion token y_j at column L - 1 + j). Columns up to L - 1 + t are sequence b's
+        prompt and prefix (from the full pass); the row's k-th fed token is written at column L + t + k and the
+        mask shows the row's own prompt columns (not its left pads) and the completion columns up to there. Rows
+        that have sampled all their tokens leave the batch (a leading slice remains).
         """
-        length = context.shape[1]
+        length, width = completed.shape[-1], prompts.width
         remaining = (length - 1 - t).tolist()  # forwards each row still needs (non-increasing)
         active = _count_above(remaining, len(remaining), 0)
         if active == 0:
@@ -313,60 +375,77 @@ class RolloutEngine:
         # a shallow copy of the full pass's cache object (its layers are replaced, its tensors never copied).
         cache = copy.copy(full_cache)
         rows_b = b[:active]
-        prefix_columns = int(t[active - 1]) + 1
+        prefix_columns = width + int(t[active - 1])
         layers = [
             RolloutLayer(prefix_buffer(layer.keys, rows_b, prefix_columns),
                           prefix_buffer(layer.values, rows_b, prefix_columns))
             for layer in full_cache.layers
         ]
         cache.layers = layers
-        columns = torch.arange(length, device=context.device)
+        columns = torch.arange(context.shape[1], device=context.device)
+        # Left pads: hidden in every row's mask, and not counted in its positions.
+        visible = torch.cat([prompts.attention_mask, prompts.attention_mask.new_ones(len(prompts), length - 1)], 1)
+        visible, pads = visible[b].bool(), (width - prompts.attention_mask.sum(1))[b] if prompts.padded else None
         # The chunk's random numbers and output rows, gathered once: per step only leading slices of them are used.
         row_uniforms = uniforms[b, n, t - 1]
-        row_tokens = completed[b, n, t - 1]
+        row_tokens = completed[b, n, s]
         for step in range(remaining[0]):
             active_now = _count_above(remaining, active, step)
             if active_now < active:
                 cache.batch_select_indices(torch.arange(active_now, device=context.device))
                 active = active_now
             rows = slice(0, active)
-            positions = t[rows] + 1 + step
+            write = width + t[rows] + step  # the column each row's fed token goes to
             for layer in layers:
-                layer.write_positions = positions
+                layer.write_positions = write
             self._count(active)
+            mask = (columns[None, :] <= write[:, None]) & visible[rows]
+            positions = write - pads[rows] if pads is not None else write
             output = model(
-                input_ids=tokens[rows].unsqueeze(1),
-                attention_mask=(columns[None, :] <= positions[:, None]).long(),
+                input_ids=tokens[rows].unsqueeze(1), attention_mask=mask.long(),
                 position_ids=positions.unsqueeze(1), cache=cache, use_cache=True,
             )
             cache = output.cache
             tokens = self._sample(output.logits[:, -1], row_uniforms[rows, step + 1])
-            row_tokens[rows].scatter_(1, positions.unsqueeze(1), tokens.unsqueeze(1))
-        completed[b, n, t - 1] = row_tokens
+            row_tokens[rows].scatter_(1, (write - width + 1).unsqueeze(1), tokens.unsqueeze(1))
+        completed[b, n, s] = row_tokens
 
-    def _uncached_chunk(self, model, context, tokens, t, b, n, uniforms, completed) -> None:
-        """Fallback: every step re-encodes each row's contiguous context [BOS, y_1..y_t, sampled...].
+    def _uncached_chunk(self, model, context, prompts, tokens, t, s, b, n, uniforms, completed) -> None:
+        """Fallback: every step re-encodes each row's context [prompt, y_1..y_t, sampled...] (pads masked).
 
-        Rows are grouped by prefix length, so each forward is a plain rectangle with no mask or positions.
-        """
-        length = context.shape[1]
+        Rows are grouped by prefix length, so each forward is a plain rectangle."""
+        length = completed.shape[-1]
         for prefix in t.unique().tolist():
             group = (t == prefix).nonzero().squeeze(1)
-            gb, gn = b[group], n[group]
-            rows = completed[gb, gn, prefix - 1]  # [R, T] copy, written back below
+            gb, gn, gs = b[group], n[group], s[group]
+            group_prompts = prompts.select(gb)
+            rows = completed[gb, gn, gs]  # [R, T] copy, written back below
             rows[:, prefix] = tokens[group]
             for step in range(length - 1 - prefix):
-                self._count(rows.shape[0] * (prefix + 2 + step))
-                logits = model(input_ids=_with_bos(rows[:, : prefix + 1 + step], self.bos_token_id)).logits
+                inputs = torch.cat([group_prompts.input_ids, rows[:, : prefix + 1 + step]], dim=1)
+                logits = self._forward(model, inputs, group_prompts).logits
                 rows[:, prefix + 1 + step] = self._sample(logits[:, -1], uniforms[gb, gn, prefix - 1, step + 1])
-            completed[gb, gn, prefix - 1] = rows
+            completed[gb, gn, gs] = rows
 
-    def _forward_last(self, model, context: torch.LongTensor, cache):
-        """Next-token logits after `context` ([R, L] with BOS); with a cache only the last token is fed."""
-        inputs = context[:, -1:] if cache is not None else context
-        self._count(inputs.numel())
-        output = model(input_ids=inputs, cache=cache, use_cache=True)
-        return output.logits[:, -1], getattr(output, "cache", None)
+    def _prompts(self, prompts: Prompts | None, batch_size: int, device: torch.device) -> Prompts:
+        if prompts is None:
+            return Prompts.start_only(batch_size, self.bos_token_id, device)
+        if len(prompts) != batch_size:
+            raise ValueError(f"{len(prompts)} prompts for {batch_size} sequences: give one prompt per sequence.")
+        return prompts.to(device)
+
+    def _forward(self, model, input_ids: torch.LongTensor, prompts: Prompts, cache=None, fed_before: int = 0):
+        """`model` on `input_ids`: the prompt columns (plus what follows), or with `cache` the tokens after the
+        `fed_before` columns it holds. With left-padded prompts the mask hides the pads and the positions skip
+        them; without padding neither is passed (the model's own defaults are the same)."""
+        self._count(input_ids.numel())
+        if not prompts.padded:
+            return model(input_ids=input_ids, cache=cache, use_cache=True)
+        rows, new = input_ids.shape
+        total = fed_before + new if cache is not None else new
+        mask = torch.cat([prompts.attention_mask, prompts.attention_mask.new_ones(rows, total - prompts.width)], 1)
+        positions = position_ids(mask)[:, -new:]
+        return model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
 
     def _count(self, positions: int) -> None:
         self.counter.generator_positions += positions
@@ -385,23 +464,30 @@ class RolloutEngine:
         rollouts: torch.LongTensor,
         sequences: torch.LongTensor,
         reward: RewardSource | Callable[[torch.LongTensor], torch.Tensor],
+        prompts: Prompts | None = None,
     ) -> torch.Tensor:
-        """Per-token rewards Q [B, T] from completed rollouts [B, N, T-1, T] and the sequences [B, T].
+        """Per-token rewards Q [B, T] from completed rollouts [B, N, P, T] and the sequences [B, T].
 
         `reward` maps complete sequences [R, T] to rewards [R] in [0, 1]: a [`RewardSource`] (e.g. the
-        discriminator's P(real), which scores completions on cached prefixes where exact) or a plain function of
-        token-id tensors. Each complete sequence is scored once.
+        discriminator's P(real), which scores completions on cached prefixes where exact, and judges each
+        completion together with its prompt) or a plain function of token-id tensors. Each complete sequence is
+        scored once. With `reward_stride` k > 1 a token whose prefix was not rolled out takes the reward of the
+        next prefix that was (see `reward_positions`).
         """
         if not isinstance(reward, RewardSource):
             reward = TensorReward(reward)
-        batch_size, rollout_num, prefixes, _ = rollouts.shape
+        batch_size, rollout_num, prefixes, length = rollouts.shape
         scores = reward.rollout_rewards(
-            rollouts, sequences, lambda tokens: self.reward_rows(tokens, rollouts.device), self.counter
+            rollouts, sequences, lambda tokens: self.reward_rows(tokens, rollouts.device), self.counter,
+            prompts=prompts, prefix_lengths=self.prefix_lengths(length, rollouts.device),
         )
         rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
         final_scores = scores[batch_size * rollout_num * prefixes :]
-        # Average over the rollout axis (dim 1) of [B, N, T-1]: each prefix gets the mean of its own completions.
-        return torch.cat([rollout_scores.mean(dim=1), final_scores.unsqueeze(1)], dim=1)
+        # Average over the rollout axis (dim 1) of [B, N, P]: each prefix gets the mean of its own completions.
+        computed = torch.cat([rollout_scores.mean(dim=1), final_scores.unsqueeze(1)], dim=1)
+        if prefixes == length - 1:
+            return computed
+        return computed[:, self.reward_positions(length, rollouts.device)]
 
     def __call__(
         self,
@@ -409,10 +495,11 @@ class RolloutEngine:
         sequences: torch.LongTensor,
         reward: RewardSource | Callable[[torch.LongTensor], torch.Tensor],
         rng: torch.Generator | None = None,
+        prompts: Prompts | None = None,
     ) -> torch.Tensor:
-        """Rewards Q [B, T] for `sequences` under rollout policy `model` and `reward` (see `rewards`)."""
-        rollouts = self.rollouts(model, sequences, rng)
-        return self.rewards(rollouts, sequences, reward)
+        """Rewards Q [B, T] for `sequences` (continuing `prompts`) under rollout policy `model` and `reward`."""
+        rollouts = self.rollouts(model, sequences, rng, prompts)
+        return self.rewards(rollouts, sequences, reward, prompts)
 
 
 def _rng_device(rng: torch.Generator | None, device: torch.device) -> torch.device:

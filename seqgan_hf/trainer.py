@@ -52,7 +52,6 @@ from .checks import (
 )
 from .completions import CompletionLogger
 from .config import SeqGANConfig
-from .data import MLECollator, RealSequences, encode_dataset
 from .discriminator import DiscriminatorAdapter
 from .hub import HubMixin, HubPushError, declare_remote_code  # noqa: F401  (HubPushError: public here too)
 from .policies import is_adapter_model
@@ -60,6 +59,7 @@ from .rewards import DiscriminatorReward, RewardSource, build_reward
 from .rollout import RolloutEngine
 from .runtime import select_runtime
 from .saving import SavingMixin
+from .training_data import check_positions, encode_held_out, encode_training_data
 
 PHASES = {"mle": 1, "discriminator_pretrain": 2, "adversarial": 3}
 # Offsets that give every process its own sampling and data streams, distinct from set_seed(seed)'s.
@@ -139,8 +139,12 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
                         eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id,
                         vocab_size=model.get_input_embeddings().num_embeddings, overflow=args.sequence_overflow,
                         fixed_length=not args.append_eos)
-        self.real = encode_dataset(train_dataset, **encoding)
+        # Plain sequences, or prompt-completion pairs (`prompt` / `completion` columns): then prompt-conditioned.
+        self.data = encode_training_data(train_dataset, encoding, args, self.bos_token_id)
+        self.real, self.prompts = self.data.real, self.data.prompts
         self._encoding = encoding  # held-out data given later (evaluate / predict) is encoded the same way
+        check_positions(model, discriminator, self.data, args.sequence_length,
+                        same_vocabulary=discriminator_processing_class is None)
 
         if args.disable_dropout:
             _disable_dropout(model)
@@ -148,8 +152,8 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         super().__init__(
             model=model,
             args=args,
-            data_collator=MLECollator(self.bos_token_id, self.eos_token_id, self.pad_token_id),
-            train_dataset=_real_to_dataset(self.real),
+            data_collator=self.data.collator,
+            train_dataset=self.data.mle_dataset,
             # Held-out real data goes through the same encoding, so `eval_loss` is the per-token NLL of it.
             eval_dataset=self._encode_held_out(eval_dataset, "eval_dataset") if eval_dataset is not None else None,
             processing_class=processing_class,
@@ -161,7 +165,8 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         self.discriminator_processing_class = discriminator_processing_class
         self.discriminator_adapter = DiscriminatorAdapter.for_discriminator(
             discriminator, self.eos_token_id, self.pad_token_id, processing_class, discriminator_processing_class,
-            max_length=args.discriminator_max_length or 4 * args.sequence_length,
+            max_length=args.discriminator_max_length or 4 * (args.sequence_length + self.data.prompt_width),
+            prompt_width=self.data.prompt_width,
         ) if discriminator is not None else None
         # The runtime (one process / DDP, FSDP2 or DeepSpeed), chosen once; it holds the models from train() on.
         self.runtime = select_runtime(self.accelerator, args.max_grad_norm, self._position,
@@ -186,12 +191,12 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         self.rollout_engine = RolloutEngine(
             self.bos_token_id, args.sequence_length, args.rollout_num, temperature=args.temperature,
             rollout_batch_size=args.rollout_batch_size, score_batch_size=args.score_batch_size,
-            top_k=args.top_k, top_p=args.top_p,
+            top_k=args.top_k, top_p=args.top_p, reward_stride=args.reward_stride,
         )
         self.algorithm = SeqGAN(
             args, self.runtime, self.rollout_engine, self.reward, self.discriminator_adapter, self.real,
             self._num_negatives(), self.eos_token_id, self.pad_token_id, self.sampling_rng, self.data_rng,
-            self._record,
+            self._record, prompts=self.prompts,
         )
         self.completion_logger = CompletionLogger(args.output_dir, args.num_completions_to_log, processing_class,
                                                   self.discriminator_reward) if args.log_completions else None
@@ -233,7 +238,8 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             if isinstance(entry, nn.Module):
                 entry.to(self.args.device)
         return build_reward(reward_funcs, self.args.reward_weights, self.discriminator_reward, self.processing_class,
-                            self.eos_token_id, self.pad_token_id, self.args.discriminator_prefix_cache)
+                            self.eos_token_id, self.pad_token_id, self.args.discriminator_prefix_cache,
+                            with_prompts=self.prompts is not None)
 
     def _num_negatives(self) -> int:
         """Negatives (and as many positives) per discriminator round on this process."""
@@ -518,7 +524,7 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         """A raw dataset as the MLE collator's fixed-length rows (a dict of datasets: each of them)."""
         if isinstance(dataset, dict):
             return {name: self._encode_held_out(part, f"{what}[{name!r}]") for name, part in dataset.items()}
-        return _real_to_dataset(encode_dataset(dataset, **self._encoding, what=what))
+        return encode_held_out(dataset, self._encoding, self.data, what)
 
     def _evaluate_at_phase_end(self) -> None:
         if self.evaluator is None and self.eval_dataset is None:
@@ -563,9 +569,3 @@ def _disable_dropout(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
-
-
-def _real_to_dataset(real: RealSequences):
-    import datasets
-
-    return datasets.Dataset.from_dict({"input_ids": real.input_ids.tolist(), "length": real.lengths.tolist()})

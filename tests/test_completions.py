@@ -97,7 +97,8 @@ def add_spy(trainer) -> dict[int, dict]:
     capture = trainer.algorithm.on_rewards
     pad = trainer.pad_token_id
 
-    def spy(sequences, rewards, keep):
+    def spy(sequences, rewards, keep, prompts):
+        assert prompts is None  # these runs have no prompts
         rows = sequences[: trainer.args.num_completions_to_log]
         kept = keep[: rows.shape[0]]
         discriminator = trainer.full_model("discriminator")
@@ -110,7 +111,7 @@ def add_spy(trainer) -> dict[int, dict]:
             sequences=rows.clone(), rewards=rewards[: rows.shape[0]].clone(), keep=kept.clone(),
             p_real=torch.softmax(logits.float(), dim=-1)[:, 1],
         )
-        capture(sequences, rewards, keep)
+        capture(sequences, rewards, keep, prompts)
 
     trainer.algorithm.on_rewards = spy
     return seen

@@ -130,15 +130,18 @@ def test_completions_holding_the_discriminator_pad_token_get_a_full_forward():
     assert counter.discriminator_positions == _expected_positions(shareable)
 
 
-def test_completions_padded_after_eos_get_a_full_forward():
+def test_completions_padded_after_eos_are_shared_unless_the_eos_is_in_the_prefix():
+    """Padding after EOS is at the end: once checked on such rows, they continue the prefix cache too; a row whose
+    EOS falls inside the prefix has nothing left to feed after it and gets a full forward."""
     discriminator = _gpt2_discriminator()
     full, shared, sharing, counter, rollouts = _both(discriminator, eos_token_id=EOS)
-    assert sharing.enabled is True
+    assert sharing.enabled is True and sharing.padded_enabled is True
     torch.testing.assert_close(shared, full, rtol=0, atol=1e-6)
-    # An EOS before the last position pads the rest: such completions are not shared.
-    shareable = (rollouts[..., :-1] != EOS).all(dim=-1)
-    assert 0 < int(shareable.sum()) < shareable.numel()  # both kinds of rows occur
-    assert counter.discriminator_positions == _expected_positions(shareable)
+    prefix_length = torch.arange(1, LENGTH)
+    eos_in_prefix = ((rollouts == EOS).cumsum(dim=-1)[..., prefix_length - 1].diagonal(dim1=-2, dim2=-1) > 0)
+    padded = (rollouts[..., :-1] == EOS).any(dim=-1)
+    assert bool((padded & ~eos_in_prefix).any()) and bool((~padded).any())  # padded and unpadded rows occur
+    assert counter.discriminator_positions == _expected_positions(~eos_in_prefix)
 
 
 def test_scores_depend_on_the_discriminator_batch_size_only_through_float_rounding():

@@ -77,6 +77,13 @@ class LSTMState:
         return 0
 
 
+def _left_padded_columns(attention_mask: torch.Tensor) -> int:
+    """How many leading columns hold some row's left padding (a 0 before that row's first 1); 0 for none."""
+    seen = attention_mask.long().cumsum(dim=1) > 0  # from each row's first unmasked column on
+    padded = ~seen.all(dim=0)
+    return int(padded.nonzero().max()) + 1 if bool(padded.any()) else 0
+
+
 class LSTMPreTrainedModel(PreTrainedModel):
     config_class = LSTMConfig
     base_model_prefix = "seqgan_lstm"
@@ -143,15 +150,28 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
     ) -> CausalLMOutputWithPast:
         """Run the LSTM over `input_ids` starting from `cache` (zeros when None).
 
-        `attention_mask` is accepted for API compatibility; a recurrent model reads left to right, so
-        right padding needs no mask (padded positions are excluded from the loss through `labels=-100`).
+        `attention_mask` (over the cached and the new columns) matters only for left padding (prompts in a
+        batch): a left pad leaves its row's state unchanged, so a row reads exactly its own tokens. Right padding
+        needs no mask: a recurrent model reads left to right (padded positions are excluded from the loss through
+        `labels=-100`).
         """
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        batch_size = inputs_embeds.shape[0]
+        batch_size, length = inputs_embeds.shape[:2]
         if cache is None:
             cache = self._initial_state(batch_size, inputs_embeds.device, inputs_embeds.dtype)
-        hidden, (h_n, c_n) = self.lstm(inputs_embeds, (cache.h.unsqueeze(0), cache.c.unsqueeze(0)))
+        lead = _left_padded_columns(attention_mask[:, -length:]) if attention_mask is not None else 0
+        parts = []
+        for column in range(lead):  # columns where some row is still in its left padding: one masked step each
+            hidden, (h, c) = self.lstm(inputs_embeds[:, column : column + 1], (cache.h[None], cache.c[None]))
+            keep = attention_mask[:, attention_mask.shape[1] - length + column].bool()[:, None]
+            cache = LSTMState(torch.where(keep, h[0], cache.h), torch.where(keep, c[0], cache.c))
+            parts.append(hidden)
+        h_n, c_n = cache.h[None], cache.c[None]
+        if lead < length:
+            hidden, (h_n, c_n) = self.lstm(inputs_embeds[:, lead:], (h_n, c_n))
+            parts.append(hidden)
+        hidden = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)
@@ -176,20 +196,25 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
             return {"input_ids": input_ids[:, -1:], "cache": cache, "use_cache": True}
         if inputs_embeds is not None:
             return {"inputs_embeds": inputs_embeds, "use_cache": use_cache}
-        return {"input_ids": input_ids, "use_cache": use_cache}
+        # The first call reads the whole (possibly left-padded) prompt: its mask holds the state over the pads.
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": use_cache}
 
     def _reorder_cache(self, cache: LSTMState, beam_idx: torch.LongTensor) -> LSTMState:
         return LSTMState(cache.h.index_select(0, beam_idx), cache.c.index_select(0, beam_idx))
 
     # ---- rollout interface -------------------------------------------------------------------------
 
-    def prefix_states(self, input_ids: torch.LongTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One pass over `input_ids` [B, L]: logits [B, L, V] and the state (h, c) after every prefix.
+    def prefix_states(
+        self, input_ids: torch.LongTensor, state: LSTMState | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One pass over `input_ids` [B, L] from `state` (zeros when None): logits [B, L, V] and the state (h, c)
+        after every prefix.
 
         `h[:, t]` / `c[:, t]` is the state after reading `input_ids[:, : t + 1]`. nn.LSTM returns only
         h for each step, so c is recovered by running the cell step by step (cheap: H is small)."""
         embeds = self.embed_tokens(input_ids)
-        state = self._initial_state(input_ids.shape[0], embeds.device, embeds.dtype)
+        if state is None:
+            state = self._initial_state(input_ids.shape[0], embeds.device, embeds.dtype)
         hs, cs = [], []
         h, c = state.h.unsqueeze(0), state.c.unsqueeze(0)
         for position in range(input_ids.shape[1]):

@@ -1,0 +1,150 @@
+"""`SeqGANTrainer` on prompt-completion datasets (TRL's standard and conversational formats): every phase runs,
+the discriminator judges (prompt, completion) pairs, the completion pages show the prompts, and data of the wrong
+kind or length is refused before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import datasets
+import pytest
+import torch
+
+from seqgan_hf import SeqGANTrainer
+from seqgan_hf.discriminator import DiscriminatorAdapter
+from tests.builders import (
+    CORPUS,
+    classifier_token_ids,
+    lm_token_ids,
+    quick_config,
+    tiny_cnn,
+    tiny_gpt2,
+    tiny_gpt2_classifier,
+    tiny_lstm,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def _pairs(rows: int = 32) -> datasets.Dataset:
+    """Each corpus line's first words as the prompt, the rest as the completion."""
+    lines = (CORPUS * 2)[:rows]
+    return datasets.Dataset.from_dict({
+        "prompt": [" ".join(line.split()[:2]) for line in lines],
+        "completion": [" ".join(line.split()[2:]) for line in lines],
+    })
+
+
+def _spy_pairs(monkeypatch) -> list:
+    """Record the prompts every discriminator input was built with."""
+    seen = []
+    encode = DiscriminatorAdapter.encode
+
+    def spy(self, sequences, device, prompts=None):
+        seen.append(None if prompts is None else prompts.token_lists())
+        return encode(self, sequences, device, prompts)
+
+    monkeypatch.setattr(DiscriminatorAdapter, "encode", spy)
+    return seen
+
+
+@pytest.mark.parametrize("models", ["gpt2", "lstm_cnn"])
+def test_prompt_completion_training_runs_every_phase_on_pairs(tmp_path, word_tokenizer, monkeypatch, models):
+    ids = lm_token_ids(word_tokenizer)
+    if models == "gpt2":
+        model = tiny_gpt2(**ids)
+        discriminator = tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(word_tokenizer))
+    else:
+        model = tiny_lstm(**ids)
+        discriminator = tiny_cnn(num_labels=2, **classifier_token_ids(word_tokenizer))
+    seen = _spy_pairs(monkeypatch)
+    args = quick_config(tmp_path, log_completions=True, num_completions_to_log=3, logging_steps=1,
+                        max_prompt_length=3)
+    trainer = SeqGANTrainer(model, discriminator, args=args, train_dataset=_pairs(), eval_dataset=_pairs(8),
+                            processing_class=word_tokenizer)
+    assert trainer.data.prompt_width == 3
+    trainer.train()
+    # Every discriminator input (rounds, rewards, the completion pages) came with its prompts.
+    assert seen and all(prompts is not None and all(len(p) == 2 for p in prompts) for prompts in seen)
+    assert "eval_loss" in trainer.evaluate()  # held-out NLL of the completions given their prompts
+    pages = sorted((tmp_path / "out" / "completions").glob("step_*.json"))
+    assert len(pages) == args.adversarial_iterations  # one per g-step (logging_steps=1)
+    logged = json.loads(pages[-1].read_text())["completions"]
+    prompts = {" ".join(line.split()[:2]) for line in CORPUS}
+    assert logged and all(entry["prompt"] in prompts for entry in logged)
+
+
+def test_conversational_pairs_train_with_a_chat_template(tmp_path, word_tokenizer):
+    word_tokenizer.chat_template = (
+        "{% for message in messages %}{{ message['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}{% endif %}"
+    )
+    lines = CORPUS[:16]
+    dataset = datasets.Dataset.from_dict({
+        "prompt": [[{"role": "user", "content": " ".join(line.split()[:2])}] for line in lines],
+        "completion": [[{"role": "assistant", "content": " ".join(line.split()[2:])}] for line in lines],
+    })
+    trainer = SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)),
+                            tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(word_tokenizer)),
+                            args=quick_config(tmp_path), train_dataset=dataset, processing_class=word_tokenizer)
+    first = word_tokenizer(" ".join(lines[0].split()[:2]), add_special_tokens=False)["input_ids"]
+    assert trainer.prompts[0] == first
+    trainer.train()
+    assert trainer.state.global_step > 0
+
+
+def test_held_out_data_of_another_kind_is_refused(tmp_path, word_tokenizer, text_dataset):
+    model = tiny_gpt2(**lm_token_ids(word_tokenizer))
+    with pytest.raises(ValueError, match="eval_dataset holds plain sequences but train_dataset holds prompt"):
+        SeqGANTrainer(model, args=quick_config(tmp_path, adversarial_iterations=0, discriminator_pretrain_rounds=0),
+                      train_dataset=_pairs(), eval_dataset=text_dataset, processing_class=word_tokenizer)
+
+
+def test_pairs_wider_than_the_models_positions_are_refused_before_any_work(tmp_path, word_tokenizer):
+    model = tiny_gpt2(n_positions=8, **lm_token_ids(word_tokenizer))
+    with pytest.raises(ValueError, match=r"model has 8 positions but its inputs need 10: sequence_length=6 \+ 3 "
+                                         r"prompt tokens .*Lower sequence_length or max_prompt_length"):
+        SeqGANTrainer(model, args=quick_config(tmp_path, max_prompt_length=3), train_dataset=_pairs(),
+                      processing_class=word_tokenizer)
+
+
+def test_reward_functions_get_the_prompts(tmp_path, word_tokenizer):
+    calls = []
+
+    def prompt_echo(prompts, completions, **kwargs):
+        calls.append((list(prompts), list(completions)))
+        return [float(prompt.split()[0] in completion.split()) for prompt, completion in zip(prompts, completions)]
+
+    args = quick_config(tmp_path, mle_epochs=0, discriminator_pretrain_rounds=0, adversarial_iterations=1,
+                        d_steps=0)
+    trainer = SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)), args=args, train_dataset=_pairs(),
+                            processing_class=word_tokenizer, reward_funcs=prompt_echo)
+    trainer.train()
+    prompts = {" ".join(line.split()[:2]) for line in CORPUS}
+    assert calls and all(set(batch) <= prompts for batch, _ in calls)
+
+    def no_prompts(completions, completion_ids):
+        return [0.0] * len(completions)
+
+    with pytest.raises(TypeError, match=r"does not take \['prompts'\]"):
+        SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)), args=args, train_dataset=_pairs(),
+                      processing_class=word_tokenizer, reward_funcs=no_prompts)
+
+
+def test_generator_step_rewards_completion_tokens_of_dataset_prompts(tmp_path, word_tokenizer):
+    """The g-step hands the reward hook [B, T] completion rewards and the prompts it drew from the dataset."""
+    trainer = SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)),
+                            tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(word_tokenizer)),
+                            args=quick_config(tmp_path, adversarial_iterations=1), train_dataset=_pairs(),
+                            processing_class=word_tokenizer)
+    captured = []
+    trainer.algorithm.on_rewards = lambda sequences, rewards, keep, prompts: captured.append(
+        (sequences, rewards, prompts))
+    trainer.train()
+    sequences, rewards, prompts = captured[0]
+    assert sequences.shape == rewards.shape == (8, 6)
+    assert all(prompt in trainer.prompts for prompt in prompts.token_lists())
+    assert torch.all((rewards >= 0) & (rewards <= 1))
