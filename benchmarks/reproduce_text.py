@@ -75,6 +75,9 @@ CORPORA = {
     "shakespeare": dict(recipe="text_shakespeare.yaml", paper_bleu=3,
                         paper_task="Obama speeches (BLEU-3 and BLEU-4; spoken English)"),
     "essen": dict(recipe="text_essen.yaml", paper_bleu=4, paper_task="Nottingham folk music (BLEU-4; note tokens)"),
+    # Prompt-conditioned: BLEU of each completion against the reference reply to the same prompt (PromptEvaluator).
+    "shakespeare_dialogue": dict(recipe="prompts_shakespeare.yaml", paper_bleu=3, prompts=True,
+                                 paper_task="none (the paper samples unconditionally); dialogue replies, BLEU-3"),
 }
 
 # What the benchmark adds to the recipe, per corpus (the recipe's mle_epochs becomes the early-stopping horizon's
@@ -116,7 +119,9 @@ class Benchmark:
         self.started = time.time()
         self.load_average = os.getloadavg() if hasattr(os, "getloadavg") else None
         folder = os.path.join(args.data_dir, args.corpus)
-        self.train_file, self.test_file = os.path.join(folder, "train.txt"), os.path.join(folder, "test.txt")
+        self.prompts = self.corpus.get("prompts", False)
+        extension = "jsonl" if self.prompts else "txt"
+        self.train_file, self.test_file = (os.path.join(folder, f"{split}.{extension}") for split in ("train", "test"))
         for path in (self.train_file, self.test_file):
             if not os.path.isfile(path):
                 raise SystemExit(f"{path} is missing: run `seqgan-hf data {args.corpus} --output {args.data_dir}`.")
@@ -139,6 +144,8 @@ class Benchmark:
         """The fixed split: validation rows drawn from the training file with seed 0 (the same for every seed), a
         word-level tokenizer built from the remaining training rows, the test file as references."""
         config, script = self.config, self.script_args
+        if self.prompts:
+            return self.prepare_pairs()
         train = load_train_file(self.train_file)
         datasets.disable_progress_bars()
         self.train, validation = held_out_split(train, self.p["validation_percentage"], seed=0)
@@ -168,6 +175,68 @@ class Benchmark:
                       "validation_lines": len(validation), "test_lines": len(self.test_texts),
                       "vocab_size": len(self.tokenizer), "steps_per_epoch": self.steps_per_epoch}
         self.log(f"data: {self.facts}")
+
+    def prepare_pairs(self) -> None:
+        """`prepare_data` for a prompt-completion corpus: the same split and tokenizer (built from prompts and
+        completions), `PromptEvaluator`s (BLEU against the reference reply to the same prompt), and as the "real"
+        row the Self-BLEU of held-out reference replies (their BLEU against themselves would be 1)."""
+        from seqgan_hf.metrics import self_bleu
+        from seqgan_hf.prompt_data import encode_prompt_dataset
+        from seqgan_hf.prompt_eval import PromptEvaluator
+        from seqgan_hf.text import tokenized_texts
+
+        config, script = self.config, self.script_args
+        datasets.disable_progress_bars()
+        train = datasets.load_dataset("json", data_files=self.train_file, split="train")
+        self.test_pairs = datasets.load_dataset("json", data_files=self.test_file, split="train")
+        self.train, validation = held_out_split(train, self.p["validation_percentage"], seed=0)
+        self.tokenizer = build_tokenizer(list(self.train["prompt"]) + list(self.train["completion"]),
+                                         script.tokenizer_type, script.tokenizer_vocab_size,
+                                         script.tokenizer_min_frequency)
+        self.num_train = len(encode_prompt_dataset(
+            self.train, config.sequence_length, self.tokenizer, self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id, vocab_size=len(self.tokenizer), max_prompt_length=config.max_prompt_length,
+            prompt_overflow=config.prompt_overflow, overflow=config.sequence_overflow))
+        logging.getLogger("seqgan_hf.data").setLevel(logging.ERROR)
+        logging.getLogger("seqgan_hf.prompt_data").setLevel(logging.ERROR)
+        self.steps_per_epoch = math.ceil(self.num_train / config.per_device_train_batch_size)
+        evaluator = dict(tokenizer=self.tokenizer, sequence_length=config.sequence_length,
+                         max_prompt_length=config.max_prompt_length, prompt_overflow=config.prompt_overflow,
+                         overflow=config.sequence_overflow, append_eos=config.append_eos,
+                         distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
+        self.evaluator_settings = evaluator
+        self.validation_eval = PromptEvaluator(validation, num_samples=self.p["curve_samples"],
+                                               self_bleu_samples=self.p["curve_samples"], **evaluator)
+        self.curve_eval = PromptEvaluator(self.test_pairs, num_samples=self.p["curve_samples"],
+                                          self_bleu_samples=self.p["curve_samples"], seed=1000, **evaluator)
+        self.final_eval = PromptEvaluator(self.test_pairs, num_samples=self.p["final_samples"],
+                                          self_bleu_samples=self.p["final_samples"], seed=2000, **evaluator)
+        replies = tokenized_texts(list(self.test_pairs["completion"])[: self.p["final_samples"]], self.tokenizer)
+        order = self.corpus["paper_bleu"]
+        self.real_data = {"lines": len(replies), "self_bleu": self_bleu(replies, 4),
+                          f"self_bleu{order}": self_bleu(replies, order)}
+        self.facts = {"train_pairs": len(self.train), "train_pairs_after_overflow": self.num_train,
+                      "validation_pairs": len(validation), "test_pairs": len(self.test_pairs),
+                      "vocab_size": len(self.tokenizer), "steps_per_epoch": self.steps_per_epoch}
+        self.log(f"data: {self.facts}")
+
+    def prompt_sweep(self, model, seed: int) -> dict:
+        """`temperature_sweep` for completions of the test prompts: BLEU-n against each prompt's reference reply and
+        Self-BLEU-n of the completions, at every temperature."""
+        from seqgan_hf.metrics import self_bleu
+        from seqgan_hf.prompt_eval import PromptEvaluator
+
+        order, points = self.corpus["paper_bleu"], []
+        settings = dict(self.evaluator_settings)
+        for temperature in self.p["sweep_temperatures"]:
+            settings["distribution"] = SamplingDistribution(temperature, self.config.top_k, self.config.top_p)
+            evaluator = PromptEvaluator(self.test_pairs, num_samples=self.p["sweep_samples"], max_order=order,
+                                        seed=3000 + seed, **settings)
+            texts = evaluator.completions_of(model, evaluator.sampled_rows)
+            points.append({"temperature": temperature, "bleu": evaluator.bleu(texts, order),
+                           "self_bleu": self_bleu(texts, order)})
+        return {"temperatures": self.p["sweep_temperatures"], "points": points,
+                "num_samples": self.p["sweep_samples"], "sampling_seed": 3000 + seed}
 
     def models(self, seed: int):
         set_seed(seed)
@@ -244,6 +313,11 @@ class Benchmark:
         clock = time.time()
         order = self.corpus["paper_bleu"]
         for method in METHODS:
+            if self.prompts:
+                self.sweeps = [s for s in self.sweeps if (s["method"], s["seed"]) != (method, seed)]
+                self.sweeps.append({"method": method, "seed": seed,
+                                    **self.prompt_sweep(self.final_models[(method, seed)], seed)})
+                continue
             sweep = temperature_sweep(
                 self.final_models[(method, seed)], self.p["sweep_temperatures"], references=self.test_texts,
                 tokenizer=self.tokenizer, num_samples=self.p["sweep_samples"],
@@ -352,8 +426,11 @@ class Benchmark:
             cells = [f"{row[f'{k}_mean']:.3f} ± {row[f'{k}_std']:.3f}" for k in METRICS]
             print(f"| {method} | {row['generator_updates_mean']:.0f} | " + " | ".join(cells) + " |")
         real = self.real_data
-        print(f"| real text ({real['lines']} validation lines) | - | " + " | ".join(
-            f"{real[k]:.3f}" for k in METRICS if k != "nll") + " | - |")
+        if self.prompts:
+            print(f"| real replies ({real['lines']} test pairs) | - | - | - | - | {real['self_bleu']:.3f} | - |")
+        else:
+            print(f"| real text ({real['lines']} validation lines) | - | " + " | ".join(
+                f"{real[k]:.3f}" for k in METRICS if k != "nll") + " | - |")
         for gain in equal_self_bleu_gains(self.sweeps):
             print(f"seed {gain['seed']}: SeqGAN BLEU-{order} minus MLE's at equal Self-BLEU-{order} "
                   f"(vs {gain['reference']}): {gain['gains']}")
@@ -463,7 +540,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.output_dir = os.path.join(ROOT, "outputs", "reproduce_smoke") if args.smoke else os.path.join(
             ROOT, "docs", "results")
     if args.stem is None:
-        args.stem = f"text_{args.corpus}"
+        args.stem = f"{'prompts' if CORPORA[args.corpus].get('prompts') else 'text'}_{args.corpus}"
     return args
 
 

@@ -148,3 +148,31 @@ def test_generator_step_rewards_completion_tokens_of_dataset_prompts(tmp_path, w
     assert sequences.shape == rewards.shape == (8, 6)
     assert all(prompt in trainer.prompts for prompt in prompts.token_lists())
     assert torch.all((rewards >= 0) & (rewards <= 1))
+
+
+def test_prompt_evaluator_scores_completions_against_their_own_prompts_references(word_tokenizer, monkeypatch):
+    from seqgan_hf.prompt_eval import PromptEvaluator
+
+    pairs = _pairs(8)
+    model = tiny_gpt2(**lm_token_ids(word_tokenizer)).eval()
+    evaluator = PromptEvaluator(pairs, word_tokenizer, sequence_length=6, num_samples=8, max_order=3)
+    references = list(pairs["completion"])
+    # Each prompt's own reference: perfect BLEU; the next row's reference (another prompt's): lower.
+    monkeypatch.setattr(evaluator, "completions_of", lambda generator, rows: [references[row] for row in rows])
+    assert evaluator(model)["bleu3"] == pytest.approx(1.0)
+    monkeypatch.setattr(evaluator, "completions_of", lambda generator, rows: [references[(row + 1) % 8] for row in rows])
+    shifted = evaluator(model)
+    assert shifted["bleu3"] < 0.9
+    # NLL: the completion tokens (and EOS) after [BOS, prompt], each row alone.
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, completion in zip(pairs["prompt"], pairs["completion"]):
+            p = word_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            c = word_tokenizer(completion, add_special_tokens=False)["input_ids"][:5] + [word_tokenizer.eos_token_id]
+            logits = model(input_ids=torch.tensor([[word_tokenizer.bos_token_id, *p, *c[:-1]]])).logits[0, len(p):]
+            total += float(torch.nn.functional.cross_entropy(logits, torch.tensor(c), reduction="sum"))
+            count += len(c)
+    assert shifted["nll"] == pytest.approx(total / count, rel=1e-5)
+    # Real sampling: completions continue each prompt; the same seed gives the same completions.
+    first = PromptEvaluator.completions_of(evaluator, model, [0, 1, 2])
+    assert first == PromptEvaluator.completions_of(evaluator, model, [0, 1, 2]) and len(first) == 3
