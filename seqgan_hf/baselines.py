@@ -152,6 +152,11 @@ class ScheduledSamplingTrainer(SeqGANTrainer):
                 "transformer generator (two-pass scheduled sampling)."
             )
         super().__init__(model=model, discriminator=discriminator, args=args, train_dataset=train_dataset, **kwargs)
+        if self.prompts is not None:
+            raise ValueError(
+                "ScheduledSamplingTrainer mixes samples into [BOS] + sequence inputs; it does not handle "
+                "prompt-completion data yet. Train on plain sequences (`text` / `input_ids`), or use SeqGANTrainer."
+            )
         self.sampling_probability = sampling_probability
         self.schedule = schedule
 

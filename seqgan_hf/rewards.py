@@ -295,6 +295,7 @@ def build_reward(
     pad_token_id: int | None = None,
     prefix_sharing: bool = True,
     with_prompts: bool = False,
+    prompt_width: int | None = None,
 ) -> RewardSource | None:
     """The trainer's reward source from its `reward_funcs` argument (None: the discriminator alone).
 
@@ -302,7 +303,8 @@ def build_reward(
     discriminator's P(real)); a [`RewardSource`]; a sequence classifier (`num_labels` 1 or 2, the generator's
     vocabulary), used frozen; or a function, called as [`FunctionReward`] describes. Several entries are mixed
     by `reward_weights` (default: equal weights) into their weighted mean. `with_prompts`: the data has prompts,
-    so functions are also called with `prompts=`.
+    so functions are also called with `prompts=`, and classifiers read (prompt, completion) pairs `prompt_width` +
+    T tokens wide.
     """
     if reward_funcs is None:
         return discriminator_reward
@@ -323,7 +325,7 @@ def build_reward(
         elif isinstance(entry, RewardSource):
             sources.append(entry)
         elif isinstance(entry, torch.nn.Module) and hasattr(getattr(entry, "config", None), "num_labels"):
-            sources.append(_classifier_reward(entry, where, pad_token_id, eos_token_id, prefix_sharing))
+            sources.append(_classifier_reward(entry, where, pad_token_id, eos_token_id, prefix_sharing, prompt_width))
         elif callable(entry):
             _check_signature(entry, where, with_prompts)
             sources.append(FunctionReward(entry, tokenizer, eos_token_id, pad_token_id))
@@ -339,7 +341,7 @@ def build_reward(
 
 
 def _classifier_reward(model: torch.nn.Module, where: str, pad_token_id, eos_token_id,
-                       prefix_sharing: bool) -> DiscriminatorReward:
+                       prefix_sharing: bool, prompt_width: int | None = None) -> DiscriminatorReward:
     """A frozen sequence classifier on the generator's token ids as a reward source: its P(label 1)."""
     config = model.config
     if config.num_labels not in (1, 2):
@@ -348,7 +350,7 @@ def _classifier_reward(model: torch.nn.Module, where: str, pad_token_id, eos_tok
     model.eval().requires_grad_(False)
     model_pad = getattr(config, "pad_token_id", None)
     adapter = DiscriminatorAdapter(config.num_labels, eos_token_id, pad_token_id,
-                                   model_pad if model_pad is not None else pad_token_id)
+                                   model_pad if model_pad is not None else pad_token_id, prompt_width=prompt_width)
     return DiscriminatorReward(adapter, lambda: model, prefix_sharing=prefix_sharing, name=type(model).__name__)
 
 

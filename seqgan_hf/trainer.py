@@ -239,7 +239,7 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
                 entry.to(self.args.device)
         return build_reward(reward_funcs, self.args.reward_weights, self.discriminator_reward, self.processing_class,
                             self.eos_token_id, self.pad_token_id, self.args.discriminator_prefix_cache,
-                            with_prompts=self.prompts is not None)
+                            with_prompts=self.prompts is not None, prompt_width=self.data.prompt_width)
 
     def _num_negatives(self) -> int:
         """Negatives (and as many positives) per discriminator round on this process."""

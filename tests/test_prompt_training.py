@@ -176,3 +176,13 @@ def test_prompt_evaluator_scores_completions_against_their_own_prompts_reference
     # Real sampling: completions continue each prompt; the same seed gives the same completions.
     first = PromptEvaluator.completions_of(evaluator, model, [0, 1, 2])
     assert first == PromptEvaluator.completions_of(evaluator, model, [0, 1, 2]) and len(first) == 3
+
+
+def test_scheduled_sampling_refuses_prompt_data(tmp_path, word_tokenizer):
+    from seqgan_hf.baselines import ScheduledSamplingTrainer
+
+    with pytest.raises(ValueError, match="ScheduledSamplingTrainer .* does not handle prompt-completion data"):
+        ScheduledSamplingTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)), quick_config(tmp_path),
+                                 train_dataset=_pairs(), processing_class=word_tokenizer,
+                                 discriminator=tiny_gpt2_classifier(num_labels=2,
+                                                                    **classifier_token_ids(word_tokenizer)))
