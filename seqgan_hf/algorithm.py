@@ -12,6 +12,10 @@ One adversarial iteration, as the paper writes it:
     for d-steps:
         fresh negatives from G, as many positives; train D  one discriminator round        `discriminator_round`
 
+Prompt-conditioned (`prompts`): each g-step draws dataset prompts x and samples Y ~ G(.|x); rollouts continue x + Y_1:t,
+D scores (x, Y) pairs, and the loss covers completion tokens only. Each d-step's negatives complete the prompts of
+its positives, so D sees both classes in the same contexts.
+
 Nothing here knows how the models are distributed or saved: every update, every full-parameter view of a model
 and every mixed-precision context comes from a `Runtime` (implemented in `seqgan_hf.runtime` for one process,
 DDP, FSDP2 and DeepSpeed). MLE pretraining is the Trainer's teacher forcing and lives in the trainer.

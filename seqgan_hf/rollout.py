@@ -21,6 +21,12 @@ Randomness is drawn up front as one uniform number per sampled token and turned 
 sampling, with kernels whose per-row result does not depend on the other rows of the batch. So the rewards
 are the same whatever `rollout_batch_size` is (it only bounds memory).
 
+Prompts (`seqgan_hf.prompts`): every row may continue its own prompt. A batch's prompts are left-padded, so the
+completions start at one column for all rows; the pads are masked and skipped by the positions (a recurrent model
+holds its state over them), which keeps a row's tokens and rewards what they are alone. With `reward_stride` k only
+the completion prefixes of k, 2k, ... tokens are rolled out (`prefix_lengths`); the tokens between take the next
+rolled-out prefix's reward (`reward_positions`).
+
 Three paths, picked per model:
 
 * recurrent (`prefix_states` / `step`, e.g. `LSTMForCausalLM`): states gathered per row, one step per token;

@@ -42,8 +42,8 @@ def capture(self, *args, **kwargs):
 SeqGANTrainer.train = capture
 
 sample = RolloutEngine.sample
-def record(self, model, batch_size, rng=None):
-    out = sample(self, model, batch_size, rng=rng)
+def record(self, model, batch_size, rng=None, prompts=None):
+    out = sample(self, model, batch_size, rng=rng, prompts=prompts)
     trainer = seen["trainer"]
     if trainer is not None and rng is trainer.sampling_rng:  # not the oracle's or evaluator's seeded draws
         seen["samples"].append(out.cpu())
