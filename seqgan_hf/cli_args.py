@@ -34,7 +34,9 @@ class ScriptArguments:
     """What to train on, and which models: everything outside `SeqGANConfig`."""
 
     config: str | None = field(default=None, metadata={"help": "YAML recipe giving defaults for any field."})
-    task: str = field(default="oracle", metadata={"help": "'oracle' (the paper's synthetic task) or 'text'."})
+    task: str = field(default="oracle", metadata={
+        "help": "'oracle' (the paper's synthetic task), 'text', or 'prompts' (prompt-completion pairs: completions "
+        "conditioned on prompts)."})
     generator: str = field(
         default="lstm", metadata={"help": "'lstm' (the paper's LSTM, built from config) or a causal LM path/Hub id."}
     )
@@ -42,13 +44,15 @@ class ScriptArguments:
         default="cnn", metadata={"help": "'cnn' (the paper's CNN, built from config) or a classifier path/Hub id."}
     )
     tokenizer: str | None = field(
-        default=None, metadata={"help": "Generator tokenizer (text task). Default: one built from --train_file."}
+        default=None, metadata={"help": "Generator tokenizer (text / prompts task). Default: one built from "
+                                "--train_file."}
     )
     tokenizer_type: str = field(default="word", metadata={"help": "A built tokenizer: 'word' (the paper) or 'bpe'."})
     tokenizer_vocab_size: int = field(default=30_000, metadata={"help": "A built tokenizer's largest vocabulary."})
     tokenizer_min_frequency: int = field(default=1, metadata={"help": "A built tokenizer keeps tokens seen this often."})
     eval_file: str | None = field(
-        default=None, metadata={"help": "Held-out text (same formats as --train_file): BLEU, Self-BLEU and NLL."}
+        default=None, metadata={"help": "Held-out text or pairs (same formats as --train_file): BLEU, Self-BLEU "
+                                "and NLL."}
     )
     validation_split_percentage: float = field(
         default=5,
@@ -61,7 +65,8 @@ class ScriptArguments:
         default=None,
         metadata={
             "help": "Training data: a text file (one example per line), a JSONL with an 'input_ids' or 'text' "
-            "field, or a save_to_disk directory. For the oracle task it replaces the sampled oracle data."
+            "field, or a save_to_disk directory. For the oracle task it replaces the sampled oracle data. For "
+            "--task prompts: a JSONL (or saved dataset) with 'prompt' and 'completion' fields."
         },
     )
     # oracle task

@@ -359,9 +359,9 @@ def at_least(value: int | float, minimum: int | float, argument: str, fix: str) 
 
 def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None:
     """The script arguments' values and paths (SeqGANConfig checks its own fields when built)."""
-    if script_args.task not in ("oracle", "text"):
+    if script_args.task not in ("oracle", "text", "prompts"):
         raise CLIError(f"task {script_args.task!r} is not known", "--task",
-                       "choose 'oracle' (the paper's synthetic task) or 'text'")
+                       "choose 'oracle' (the paper's synthetic task), 'text' or 'prompts' (prompt-completion pairs)")
     if not 0 <= config.seed < 2**32:
         raise CLIError(f"seed is {config.seed}", "--seed", "use a seed in [0, 2**32)")
     at_least(script_args.oracle_seed, 0, "--oracle_seed", "use a seed >= 0")
@@ -381,9 +381,10 @@ def check_train_args(script_args: ScriptArguments, config: SeqGANConfig) -> None
                        "--discriminator_num_filters", "give one count per --discriminator_filter_sizes width")
     for name, values in (("discriminator_filter_sizes", sizes), ("discriminator_num_filters", counts)):
         at_least(min(values), 1, f"--{name}", "use positive integers")
-    if script_args.task == "text" and script_args.train_file is None:
-        raise CLIError("--task text needs a training file", "--train_file",
-                       "pass --train_file <text file, one example per line, or JSONL>")
+    if script_args.task != "oracle" and script_args.train_file is None:
+        raise CLIError(f"--task {script_args.task} needs a training file", "--train_file",
+                       "pass --train_file <text file, one example per line, or JSONL>" if script_args.task == "text"
+                       else "pass --train_file <JSONL of prompt-completion pairs>")
     _check_text_args(script_args)
     if script_args.train_file is not None:
         check_input_file(script_args.train_file, "--train_file", "training file", folder_ok=True)
@@ -404,17 +405,17 @@ def _check_text_args(script_args: ScriptArguments) -> None:
     """The text task's tokenizer and held-out flags; they are refused where they would go unused."""
     built = {"tokenizer_type": "word", "tokenizer_vocab_size": 30_000, "tokenizer_min_frequency": 1}
     changed = [name for name, default in built.items() if getattr(script_args, name) != default]
-    if changed and (script_args.task != "text" or script_args.tokenizer is not None):
-        raise CLIError(f"{changed[0]} is set, but no tokenizer is built (a tokenizer is built for --task text "
-                       "without --tokenizer)", f"--{changed[0]}", "drop it, or drop --tokenizer to build one")
+    if changed and (script_args.task == "oracle" or script_args.tokenizer is not None):
+        raise CLIError(f"{changed[0]} is set, but no tokenizer is built (a tokenizer is built for --task text or "
+                       "prompts without --tokenizer)", f"--{changed[0]}", "drop it, or drop --tokenizer to build one")
     if script_args.tokenizer_type not in ("word", "bpe"):
         raise CLIError(f"tokenizer_type {script_args.tokenizer_type!r} is not known", "--tokenizer_type",
                        "choose 'word' (one token per word, as in the paper) or 'bpe' (byte-level BPE)")
     at_least(script_args.tokenizer_vocab_size, 5, "--tokenizer_vocab_size", "use a vocabulary above the 4 specials")
     at_least(script_args.tokenizer_min_frequency, 1, "--tokenizer_min_frequency", "use 1 or more")
     if script_args.eval_file is not None:
-        if script_args.task != "text":
-            raise CLIError("--eval_file is for --task text (the oracle task holds out its own test set)",
+        if script_args.task == "oracle":
+            raise CLIError("--eval_file is for --task text or prompts (the oracle task holds out its own test set)",
                            "--eval_file", "drop it, or use --num_test for the oracle's held-out set")
         check_input_file(script_args.eval_file, "--eval_file", "held-out file", folder_ok=True)
     if not 0 <= script_args.validation_split_percentage < 100:
@@ -455,11 +456,12 @@ def _check_lora_args(script_args: ScriptArguments) -> None:
         raise CLIError(f"lora_dropout is {script_args.lora_dropout}", "--lora_dropout", "use a value in [0, 1)")
 
 
-def check_evaluate_args(args: argparse.Namespace) -> list[float] | None:
-    """Every `evaluate` argument, before the model is loaded; returns the parsed `--temperatures`."""
+def check_evaluate_args(args: argparse.Namespace, prompts: bool = False) -> list[float] | None:
+    """Every `evaluate` argument, before the model is loaded; returns the parsed `--temperatures`. `prompts`: a
+    prompts model, scored on `--references` pairs without a sweep."""
     if args.plot and not args.sweep:
         raise CLIError("--plot draws a sweep", "--plot", "add --sweep, or drop --plot")
-    if args.references and not args.sweep:
+    if args.references and not args.sweep and not prompts:
         raise CLIError("--references are scored by a sweep", "--references",
                        "add --sweep, or drop --references")
     if args.bleu and (not args.sweep or args.references):

@@ -32,6 +32,10 @@ UNK_WARNING_FRACTION = 0.5
 _OPENERS: dict[str, Callable] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _FILE_KINDS = "a text file (one example per line), a .jsonl file or a directory written by Dataset.save_to_disk"
 _JSON_FIX = 'Write one JSON object per line, e.g. {"input_ids": [5, 8, 2]} or {"text": "a sentence"}.'
+_PAIR = ("prompt", "completion")
+_PAIR_FIX = ('Give every row a "prompt" and a "completion", both strings (e.g. {"prompt": "Who goes there?", '
+             '"completion": "A friend."}), both lists of token ids, or both lists of {"role", "content"} messages.')
+_FORMATS = {"text": "a string", "ids": "token ids", "messages": "chat messages", "empty": "an empty list"}
 _IDS_FIX = (
     "Store each row as a flat list of integer token ids (e.g. tokenizer(text)['input_ids']), not strings, "
     "floats, booleans or nested lists."
@@ -42,13 +46,13 @@ _IDS_FIX = (
 
 
 def load_train_file(path: str, argument: str = "--train_file") -> datasets.Dataset:
-    """Load a training set from a text file (one example per line), a JSON Lines file with an `input_ids`
-    or `text` field, or a directory written by `Dataset.save_to_disk` (a DatasetDict needs a 'train' split).
-    Text and JSON files may be gzip, bz2 or xz compressed.
+    """Load a training set from a text file (one example per line), a JSON Lines file with an `input_ids` or
+    `text` field, or `prompt` and `completion` fields (pairs), or a directory written by `Dataset.save_to_disk`
+    (a DatasetDict needs a 'train' split). Text and JSON files may be gzip, bz2 or xz compressed.
 
-    The file is scanned first, so empty, binary, non-UTF-8 or malformed files and `input_ids` that are not lists
-    of ints raise a `ValueError` naming `argument` (the flag that gave the file, e.g. `--eval_file`), the line and
-    the fix (never a raw `datasets` error).
+    The file is scanned first, so empty, binary, non-UTF-8 or malformed files, `input_ids` that are not lists of
+    ints and pairs missing a field or mixing formats raise a `ValueError` naming `argument` (the flag that gave the
+    file, e.g. `--eval_file`), the line and the fix (never a raw `datasets` error).
     """
     try:
         return _load_file(path)
@@ -124,9 +128,11 @@ def _saved_without_rows(path: str) -> bool:
 def _checked(dataset: datasets.Dataset, path: str) -> datasets.Dataset:
     if len(dataset) == 0:
         raise _file_error(path, "holds no rows", "Pass a file with at least one example.")
-    if "input_ids" not in dataset.column_names and "text" not in dataset.column_names:
-        raise _file_error(path, f"has neither an 'input_ids' nor a 'text' column (it has {dataset.column_names})",
-                          "Rename the column holding the data to 'input_ids' (token ids) or 'text'.")
+    columns = dataset.column_names
+    if "input_ids" not in columns and "text" not in columns and not set(_PAIR) <= set(columns):
+        raise _file_error(path, f"has no 'input_ids', 'text' or 'prompt' and 'completion' columns (it has {columns})",
+                          "Rename the column holding the data to 'input_ids' (token ids) or 'text', or the columns "
+                          "of prompt-completion pairs to 'prompt' and 'completion'.")
     return dataset
 
 
@@ -218,16 +224,25 @@ def _check_json_document(path: str, opener: Callable) -> None:
 
 
 def _check_record(path: str, record, where: str, column: str | None) -> str:
-    """Check one JSON row; return the column the file uses (fixed by its first row)."""
+    """Check one JSON row; return the column the file uses (fixed by its first row): 'input_ids', 'text', or for
+    prompt-completion pairs 'pairs:<format>' (the format the cells so far share, see `_cell_format`; '' before
+    the first)."""
     if not isinstance(record, dict):
         raise _file_error(path, f"{where} is {_describe(record)}, not a JSON object", _JSON_FIX)
     if column is None:
-        column = "input_ids" if "input_ids" in record else "text" if "text" in record else None
+        halves = [name for name in _PAIR if name in record]
+        column = ("pairs:" if len(halves) == 2 else "input_ids" if "input_ids" in record
+                  else "text" if "text" in record else None)
+        if column is None and halves:
+            missing = next(name for name in _PAIR if name not in halves)
+            raise _file_error(path, f"{where} has a {halves[0]!r} field but no {missing!r} field", _PAIR_FIX)
         if column is None:
-            raise _file_error(path, f"{where} has neither an 'input_ids' nor a 'text' field (it has "
-                              f"{sorted(record)})", "Name the field holding token ids 'input_ids', or the field "
-                              "holding text 'text'.")
-    elif column not in record:
+            raise _file_error(path, f"{where} has no 'input_ids', 'text' or 'prompt' and 'completion' fields (it "
+                              f"has {sorted(record)})", "Name the field holding token ids 'input_ids', or the field "
+                              "holding text 'text'; for prompt-completion pairs give 'prompt' and 'completion'.")
+    if column.startswith("pairs:"):
+        return _check_pair(path, record, where, column)
+    if column not in record:
         raise _file_error(path, f"{where} has no {column!r} field, which the first row has",
                           f"Give every row the {column!r} field.")
     value = record[column]
@@ -239,6 +254,42 @@ def _check_record(path: str, record, where: str, column: str | None) -> str:
         raise _file_error(path, f"{where}: 'text' is {_describe(value)}, not a string",
                           "Store each row's text as a JSON string.")
     return column
+
+
+def _check_pair(path: str, record: dict, where: str, column: str) -> str:
+    """A prompt-completion row: both fields, each a string, a list of int ids or a list of messages, in the one
+    format of the file (an empty list fits ids and messages)."""
+    kind = column.removeprefix("pairs:")
+    for name in _PAIR:
+        if name not in record:
+            raise _file_error(path, f"{where} has no {name!r} field, which the first row has", _PAIR_FIX)
+        cell = _cell_format(record[name])
+        if cell.startswith("?"):
+            raise _file_error(path, f"{where}: {name!r} {cell[1:]}", _PAIR_FIX)
+        if not kind or {kind, cell} in ({"empty", "ids"}, {"empty", "messages"}):
+            kind = cell if kind in ("", "empty") else kind
+        elif cell != kind:
+            raise _file_error(path, f"{where}: {name!r} holds {_FORMATS[cell]}, but the values before it hold "
+                              f"{_FORMATS[kind]}", "Give 'prompt' and 'completion' in one format in every row.")
+    return f"pairs:{kind}"
+
+
+def _cell_format(value) -> str:
+    """'text', 'ids', 'messages' or 'empty' (an empty list) for a prompt or completion; '?<problem>' otherwise."""
+    if isinstance(value, str):
+        return "text"
+    if not isinstance(value, list):
+        return f"?is {_describe(value)}, not a string, a list of token ids or a list of messages"
+    if not value:
+        return "empty"
+    if isinstance(value[0], dict):
+        for position, message in enumerate(value):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str) or "content" not in message:
+                return (f"?holds {_describe(message, nested=True)} at position {position}, not a message with a "
+                        "'role' string and a 'content'")
+        return "messages"
+    problem = _row_problem(value)
+    return f"?{problem}" if problem else "ids"
 
 
 # -- token id rows ------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class PromptEvaluator:
             sampled with `seed`: the same draws at every evaluation.
         distribution: the sampling distribution (default: the model's logits as they are; pass training's).
         self_bleu_samples: completions Self-BLEU compares (it is quadratic).
+        what: the data's name in warnings and errors (e.g. "--references").
     """
 
     def __init__(self, eval_dataset: datasets.Dataset, tokenizer, sequence_length: int,
@@ -49,7 +50,7 @@ class PromptEvaluator:
                  prompt_overflow: str = "truncate", overflow: str = "truncate", append_eos: bool = True,
                  num_samples: int = 500, max_order: int = 4, seed: int = 1234,
                  distribution: SamplingDistribution | None = None, self_bleu_samples: int = 200,
-                 batch_size: int = 256):
+                 batch_size: int = 256, what: str = "eval_dataset"):
         from .metrics import BleuReferences
 
         self.tokenizer = tokenizer
@@ -67,7 +68,7 @@ class PromptEvaluator:
         pairs = encode_prompt_dataset(
             eval_dataset, sequence_length, tokenizer, self.eos_token_id, self.pad_token_id,
             vocab_size=len(tokenizer), max_prompt_length=max_prompt_length, prompt_overflow=prompt_overflow,
-            overflow=overflow, what="eval_dataset", fixed_length=not append_eos,
+            overflow=overflow, what=what, fixed_length=not append_eos,
         )
         self.prompts, self.completions = pairs.prompts, pairs.completions
         # BLEU's references: every held-out completion of a prompt, as the tokenizer splits words (like samples).

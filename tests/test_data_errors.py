@@ -54,7 +54,7 @@ FILE_CASES = [
     ("string_row.jsonl", jsonl({"input_ids": "1 2 3"}), "'input_ids' is the string '1 2 3', not a list", IDS_FIX),
     ("null_row.jsonl", jsonl({"input_ids": [1]}, {"input_ids": None}), r"line 2: 'input_ids' is missing \(null\)",
      IDS_FIX),
-    ("no_field.jsonl", jsonl({"tokens": [1, 2]}), r"neither an 'input_ids' nor a 'text' field \(it has \['tokens'\]\)",
+    ("no_field.jsonl", jsonl({"tokens": [1, 2]}), r"no 'input_ids', 'text' or 'prompt' and 'completion' fields \(it has \['tokens'\]\)",
      "Name the field holding token ids 'input_ids'"),
     ("switching.jsonl", jsonl({"input_ids": [1]}, {"text": "a b"}), "line 2 has no 'input_ids' field",
      "Give every row the 'input_ids' field"),
@@ -72,7 +72,7 @@ FILE_CASES = [
     ("saved_empty", lambda path: save_to_disk(path, datasets.Dataset.from_dict({"input_ids": []})),
      "holds no rows", "at least one example"),
     ("saved_other_column", lambda path: save_to_disk(path, datasets.Dataset.from_dict({"tokens": [[1]]})),
-     r"neither an 'input_ids' nor a 'text' column \(it has \['tokens'\]\)", "Rename the column"),
+     r"no 'input_ids', 'text' or 'prompt' and 'completion' columns \(it has \['tokens'\]\)", "Rename the column"),
 ]
 
 
