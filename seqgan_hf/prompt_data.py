@@ -19,13 +19,21 @@ from dataclasses import dataclass
 import datasets
 import torch
 
-from .data import RealSequences, _check_id_range, _describe, _row_problem, _warn_unknown, encode_dataset
+from .data import (
+    SEQUENCE_OVERFLOW,
+    RealSequences,
+    _check_id_range,
+    _describe,
+    _row_problem,
+    _warn_unknown,
+    encode_dataset,
+)
 from .prompts import Prompts
 
 logger = logging.getLogger(__name__)
 
 #: What to do with prompts longer than `max_prompt_length`.
-PROMPT_OVERFLOW = ("truncate", "drop", "error")
+PROMPT_OVERFLOW = SEQUENCE_OVERFLOW  # the same three choices as for completions
 _COLUMNS = ("prompt", "completion")
 _FORMATS_FIX = (
     "Give both columns in one of TRL's prompt-completion formats: strings, lists of int token ids, or lists of "
