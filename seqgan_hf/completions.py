@@ -256,7 +256,7 @@ def render_page(log: CompletionLog) -> str:
 <p class="legend">Monte Carlo reward Q of each token (white = 0, green = 1): {legend}</p>
 <p class="note">Each token's reward is the mean, over the rollouts that complete the sequence from it, of the reward
 of the complete sequence; the last token's is the reward of the sequence itself. P(real) from D is the
-discriminator's probability that the whole sequence is real. Hover over a token for its reward.</p>
+discriminator's probability that the whole sequence (with its prompt, if any) is real. Hover over a token for its reward.</p>
 <table class="completions">
 <thead><tr><th>#</th><th>prompt</th><th>P(real) from D</th><th>completion (tokens shaded by reward)</th></tr></thead>
 <tbody>
