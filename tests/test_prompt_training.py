@@ -186,3 +186,28 @@ def test_scheduled_sampling_refuses_prompt_data(tmp_path, word_tokenizer):
                                  train_dataset=_pairs(), processing_class=word_tokenizer,
                                  discriminator=tiny_gpt2_classifier(num_labels=2,
                                                                     **classifier_token_ids(word_tokenizer)))
+
+
+def test_a_discriminator_with_its_own_tokenizer_trains_on_text_pairs(tmp_path, word_tokenizer, monkeypatch):
+    """A BERT classifier with a WordPiece tokenizer: every discriminator input is its tokenizer's pair encoding of
+    the decoded prompt and completion (what that encoding looks like: tests/test_prompts.py)."""
+    from tests.builders import tiny_bert_classifier, train_tokenizer
+
+    classifier_tokenizer = train_tokenizer("wordpiece")
+    encoded = []
+    pair_encoding = classifier_tokenizer.__class__.__call__
+
+    def spy(self, text, text_pair=None, **kwargs):
+        result = pair_encoding(self, text, text_pair, **kwargs)
+        if self is classifier_tokenizer:
+            encoded.append((text_pair is not None, result))
+        return result
+
+    monkeypatch.setattr(classifier_tokenizer.__class__, "__call__", spy)
+    trainer = SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)),
+                            tiny_bert_classifier(num_labels=2, **classifier_token_ids(classifier_tokenizer)),
+                            args=quick_config(tmp_path), train_dataset=_pairs(), processing_class=word_tokenizer,
+                            discriminator_processing_class=classifier_tokenizer)
+    trainer.train()
+    # Rounds, rewards and evaluation alike: always (prompt, completion) text pairs, never lone completions.
+    assert encoded and all(is_pair for is_pair, _ in encoded)
