@@ -77,7 +77,9 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             `reward_funcs` alone.
         args: a [`SeqGANConfig`].
         train_dataset: real sequences: a `datasets.Dataset` with an `input_ids` column (token ids, without the
-            start token) or a `text` column (tokenized with `processing_class`).
+            start token) or a `text` column (tokenized with `processing_class`); or prompt-completion pairs
+            (`prompt` and `completion` columns in TRL's standard or conversational format), which makes training
+            prompt-conditioned: G completes dataset prompts and D judges (prompt, completion) pairs.
         processing_class: the generator's tokenizer (needed for text data and for saving it with the model).
         discriminator_processing_class: the discriminator's tokenizer when it differs from the generator's;
             sequences are then decoded and re-tokenized before D sees them.
@@ -88,8 +90,8 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         reward_funcs: where the rewards of complete sequences come from (see `seqgan_hf.rewards.build_reward`).
             None: the discriminator's P(real), as in the paper. Otherwise one entry or a list, each the string
             `"discriminator"`, a function `f(completions, completion_ids, **kwargs) -> list[float]` in [0, 1]
-            (TRL's convention), a [`~seqgan_hf.rewards.RewardSource`], or a frozen sequence classifier; several
-            are mixed by `args.reward_weights`.
+            (TRL's convention; with prompts also `prompts=`), a [`~seqgan_hf.rewards.RewardSource`], or a frozen
+            sequence classifier; several are mixed by `args.reward_weights`.
         callbacks, optimizers: as in `transformers.Trainer` (`optimizers` applies to the adversarial phase).
         peft_config: a `peft.PeftConfig` (e.g. `LoraConfig(r=16, target_modules=[...])`): `model` gets a fresh
             adapter and only the adapter trains; the delayed rollout policy copies the adapter alone and the KL
