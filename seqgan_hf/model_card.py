@@ -20,12 +20,13 @@ BASE_TAGS = ["seqgan", "text-generation", "gan", "reinforcement-learning", "poli
 
 # The SeqGANConfig fields a reader needs to reproduce the run, in reading order.
 CONFIG_FIELDS = [
-    "sequence_length", "temperature", "top_k", "top_p", "per_device_train_batch_size", "world_size", "seed",
+    "sequence_length", "max_prompt_length", "temperature", "top_k", "top_p", "per_device_train_batch_size",
+    "world_size", "seed",
     "mle_epochs", "mle_learning_rate",
     "discriminator_pretrain_rounds", "discriminator_pretrain_epochs", "num_negatives",
     "discriminator_learning_rate", "discriminator_batch_size",
     "adversarial_iterations", "g_steps", "d_steps", "d_epochs", "rollout_num", "rollout_policy",
-    "rollout_update_rate", "reward_baseline", "learning_rate", "max_grad_norm", "lr_scheduler_type",
+    "rollout_update_rate", "reward_stride", "reward_baseline", "learning_rate", "max_grad_norm", "lr_scheduler_type",
 ]
 
 METRIC_NAMES = {
