@@ -206,7 +206,9 @@ class SeqGANConfig(TrainingArguments):
     discriminator_batch_size: int = field(default=64, metadata={"help": "Discriminator batch per process."})
     discriminator_max_length: int | None = field(
         default=None,
-        metadata={"help": "Truncation length of re-tokenized text when D has its own tokenizer (default: 4*T)."},
+        metadata={"help": "Truncation length of re-tokenized text when D has its own tokenizer (default: 4*T; with "
+                  "prompts 4 * (max prompt tokens + T)). Training pairs longer than it are truncated with a warning, "
+                  "or refused with prompt_overflow='error'."},
     )
 
     # ---- phase 3: adversarial training -------------------------------------------------------------

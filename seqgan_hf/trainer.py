@@ -59,7 +59,7 @@ from .rewards import DiscriminatorReward, RewardSource, build_reward
 from .rollout import RolloutEngine
 from .runtime import select_runtime
 from .saving import SavingMixin
-from .training_data import check_positions, encode_held_out, encode_training_data
+from .training_data import check_pair_lengths, check_positions, encode_held_out, encode_training_data
 
 PHASES = {"mle": 1, "discriminator_pretrain": 2, "adversarial": 3}
 # Offsets that give every process its own sampling and data streams, distinct from set_seed(seed)'s.
@@ -170,6 +170,7 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
             max_length=args.discriminator_max_length or 4 * (args.sequence_length + self.data.prompt_width),
             prompt_width=self.data.prompt_width,
         ) if discriminator is not None else None
+        check_pair_lengths(self.discriminator_adapter, self.data)
         # The runtime (one process / DDP, FSDP2 or DeepSpeed), chosen once; it holds the models from train() on.
         self.runtime = select_runtime(self.accelerator, args.max_grad_norm, self._position,
                                       user_optimizer=self.optimizer is not None)

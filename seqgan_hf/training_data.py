@@ -8,12 +8,15 @@ completions given their prompts when it trained on prompts.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import datasets
 
-from .data import MLECollator, RealSequences, encode_dataset
+from .data import MLECollator, RealSequences, encode_dataset, strip_after_eos
 from .prompt_data import PromptMLECollator, encode_prompt_dataset, is_prompt_dataset, prompt_mle_dataset
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,6 +86,31 @@ def check_positions(model, discriminator, data: TrainingData, sequence_length: i
                 f"{prompts}{' + the start token' if name == 'model' else ''}. Lower sequence_length"
                 f"{' or max_prompt_length' if data.prompts is not None else ''}, or use a model with more positions."
             )
+
+
+def check_pair_lengths(adapter, data: TrainingData) -> None:
+    """A discriminator with its own tokenizer reads (prompt, completion) text pairs cut to `discriminator_max_length`
+    tokens: training pairs longer than that are refused with `prompt_overflow='error'`, else warned about, before
+    any work (a generated completion may still reach it: then `DiscriminatorAdapter` warns once)."""
+    if adapter is None or not adapter.retokenize or data.prompts is None:
+        return
+    decode = adapter.generator_tokenizer.batch_decode
+    prompts = decode(data.prompts, skip_special_tokens=True)
+    completions = decode(strip_after_eos(data.real.input_ids, adapter.eos_token_id, adapter.pad_token_id),
+                         skip_special_tokens=True)
+    lengths = [len(ids) for ids in adapter.discriminator_tokenizer(prompts, completions)["input_ids"]]
+    long = [length for length in lengths if length > adapter.max_length]
+    if not long:
+        return
+    message = (f"{len(long)} of {len(lengths)} training (prompt, completion) pairs are longer than the "
+               f"discriminator's {adapter.max_length} tokens (discriminator_max_length; the longest has "
+               f"{max(long)})")
+    if data.prompt_overflow == "error":
+        raise ValueError(f"train_dataset: {message} and prompt_overflow='error'. Raise discriminator_max_length to "
+                         f"{max(long)}, or lower max_prompt_length / sequence_length.")
+    logger.warning("train_dataset: %s: the discriminator reads them cut (the longer text loses its end first). "
+                   "Raise discriminator_max_length to %d to keep them whole, or set prompt_overflow='error' to "
+                   "refuse such data.", message, max(long))
 
 
 def sequence_dataset(real: RealSequences) -> datasets.Dataset:

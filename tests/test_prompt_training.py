@@ -211,3 +211,23 @@ def test_a_discriminator_with_its_own_tokenizer_trains_on_text_pairs(tmp_path, w
     trainer.train()
     # Rounds, rewards and evaluation alike: always (prompt, completion) text pairs, never lone completions.
     assert encoded and all(is_pair for is_pair, _ in encoded)
+
+
+def test_pairs_longer_than_the_discriminators_max_length_are_refused_or_warned(tmp_path, word_tokenizer, caplog):
+    from tests.builders import tiny_bert_classifier, train_tokenizer
+
+    classifier_tokenizer = train_tokenizer("wordpiece")
+
+    def build(**overrides):
+        return SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)),
+                             tiny_bert_classifier(num_labels=2, **classifier_token_ids(classifier_tokenizer)),
+                             args=quick_config(tmp_path, discriminator_max_length=4, **overrides),
+                             train_dataset=_pairs(), processing_class=word_tokenizer,
+                             discriminator_processing_class=classifier_tokenizer)
+
+    with pytest.raises(ValueError, match=r"training \(prompt, completion\) pairs are longer than the discriminator's "
+                                         r"4 tokens .*prompt_overflow='error'\. Raise discriminator_max_length"):
+        build(prompt_overflow="error")
+    with caplog.at_level("WARNING", logger="seqgan_hf.training_data"):
+        build()
+    assert "the discriminator reads them cut" in caplog.text
