@@ -231,3 +231,29 @@ def test_pairs_longer_than_the_discriminators_max_length_are_refused_or_warned(t
     with caplog.at_level("WARNING", logger="seqgan_hf.training_data"):
         build()
     assert "the discriminator reads them cut" in caplog.text
+
+
+def test_a_saved_pretrained_lm_with_lora_trains_on_prompts_and_its_base_stays_frozen(tmp_path, word_tokenizer):
+    """The main use: a pretrained causal LM (saved and loaded by path), a LoRA adapter, prompt-completion data, and
+    the KL anchor: the base (adapter disabled) is the reference, so only the adapter moves."""
+    from peft import LoraConfig
+
+    base = tiny_gpt2(**lm_token_ids(word_tokenizer))
+    base.save_pretrained(tmp_path / "base")
+    frozen = {name: value.clone() for name, value in base.state_dict().items()}
+    args = quick_config(tmp_path, beta=0.1, mle_epochs=0)
+    trainer = SeqGANTrainer(str(tmp_path / "base"),
+                            tiny_gpt2_classifier(num_labels=2, **classifier_token_ids(word_tokenizer)),
+                            args=args, train_dataset=_pairs(), processing_class=word_tokenizer,
+                            peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], lora_dropout=0.0))
+    trainer.train()
+    adapter = {name: value for name, value in trainer.model.state_dict().items() if "lora_B" in name}
+    assert adapter and any(bool(value.abs().sum() > 0) for value in adapter.values())  # lora_B starts at zero
+    compared = 0
+    for name, value in trainer.model.get_base_model().state_dict().items():
+        key = name.replace(".base_layer", "")
+        if key in frozen:
+            assert torch.equal(value, frozen[key]), name
+            compared += 1
+    assert compared == len(frozen)  # every base weight, the adapted c_attn layers included
+    assert any("adversarial/kl" in entry for entry in trainer.state.log_history)
