@@ -215,6 +215,13 @@ class Benchmark:
         order = self.corpus["paper_bleu"]
         self.real_data = {"lines": len(replies), "self_bleu": self_bleu(replies, 4),
                           f"self_bleu{order}": self_bleu(replies, order)}
+        # A fluent reply that ignores its context: each test prompt answered with the real reply to another test
+        # prompt (a fixed shuffle), scored like the samples. BLEU near this means the model does not use the prompt.
+        rows = self.final_eval.sampled_rows
+        shuffled = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0)).tolist()
+        mismatched = [tokenized_texts([self.test_pairs[rows[index]]["completion"]], self.tokenizer)[0]
+                      for index in shuffled]
+        self.real_data["mismatched_replies"] = {f"bleu{n}": self.final_eval.bleu(mismatched, n) for n in (2, 3, 4)}
         self.facts = {"train_pairs": len(self.train), "train_pairs_after_overflow": self.num_train,
                       "validation_pairs": len(validation), "test_pairs": len(self.test_pairs),
                       "vocab_size": len(self.tokenizer), "steps_per_epoch": self.steps_per_epoch}
@@ -427,7 +434,10 @@ class Benchmark:
             print(f"| {method} | {row['generator_updates_mean']:.0f} | " + " | ".join(cells) + " |")
         real = self.real_data
         if self.prompts:
+            other = real["mismatched_replies"]
             print(f"| real replies ({real['lines']} test pairs) | - | - | - | - | {real['self_bleu']:.3f} | - |")
+            print("| real replies to other prompts | - | " + " | ".join(f"{other[f'bleu{n}']:.3f}" for n in (2, 3, 4))
+                  + " | - | - |")
         else:
             print(f"| real text ({real['lines']} validation lines) | - | " + " | ".join(
                 f"{real[k]:.3f}" for k in METRICS if k != "nll") + " | - |")

@@ -95,3 +95,30 @@ def test_missing_corpus_and_bad_arguments_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce_text.main(["--corpus", "essen", "--max-mle-epochs", "0"])
     assert "--max-mle-epochs 0: early stopping needs at least 1 epoch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_end_to_end_on_prompt_pairs(tmp_path):
+    """The prompt corpus path: pairs, PromptEvaluator numbers, per-prompt sweeps, the real-reply rows."""
+    reproduce_text = _reproduce_text()
+    folder = tmp_path / "data" / "shakespeare_dialogue"
+    folder.mkdir(parents=True)
+    for split, count, seed in (("train", 300, 0), ("test", 40, 1)):
+        prompts, replies = _corpus(count, seed), _corpus(count, seed + 10)
+        (folder / f"{split}.jsonl").write_text("".join(
+            json.dumps({"prompt": prompt, "completion": reply}) + "\n" for prompt, reply in zip(prompts, replies)))
+    out = tmp_path / "out"
+    result = reproduce_text.main(["--corpus", "shakespeare_dialogue", "--smoke", "--data-dir",
+                                  str(tmp_path / "data"), "--output-dir", str(out), "--seeds", "0"])
+    assert result == json.loads((out / "prompts_shakespeare_dialogue.json").read_text())
+    assert result["data"]["train_pairs"] == 285 and result["data"]["test_pairs"] == 40
+    runs = {run["method"]: run for run in result["runs"]}
+    assert set(runs) == set(reproduce_text.METHODS)
+    assert runs["mle"]["generator_updates"] == runs["seqgan"]["generator_updates"]
+    for run in runs.values():
+        assert all(0 <= run[key] <= 1 for key in ("bleu2", "bleu3", "bleu4", "self_bleu")) and 0 < run["nll"] < 10
+    sweep = next(s for s in result["sweeps"] if s["method"] == "seqgan")
+    assert [point["temperature"] for point in sweep["points"]] == reproduce_text.SMOKE["sweep_temperatures"]
+    real = result["real_data"]
+    assert real["lines"] == 40 and 0 < real["self_bleu"] <= 1
+    assert all(0 <= value <= 1 for value in real["mismatched_replies"].values())
