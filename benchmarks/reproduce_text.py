@@ -25,6 +25,13 @@ is `CORPORA[corpus]["paper_bleu"]`. For `--sweep-seeds` (default: the first seed
 sampled at every temperature of `sweep_temperatures`: BLEU-n vs Self-BLEU-n on one plot, and the BLEU gain of
 SeqGAN over MLE *at equal Self-BLEU* (MLE's sweep interpolated at SeqGAN's Self-BLEU values).
 
+`--corpus shakespeare_dialogue` (`seqgan-hf data shakespeare_dialogue`) runs the same protocol prompt-conditioned,
+from `prompts_shakespeare.yaml`: the generators complete test prompts (a spoken line) and `PromptEvaluator` scores
+each completion's BLEU against the reference reply to *its own* prompt, Self-BLEU across completions, and the NLL
+of the reference replies given their prompts; sweeps are over the same prompts. Its "real" rows are the reference
+replies' Self-BLEU and, as a context-free reference, the BLEU of real replies to other prompts (a fixed shuffle).
+Files are named `prompts_shakespeare_dialogue.*`.
+
 Writes `<output-dir>/text_<corpus>.json` (rewritten after every run: an interrupted run keeps what it measured),
 `text_<corpus>_sweep.png` and `text_<corpus>_curve.png` (SeqGAN's test BLEU / NLL along the adversarial phase), and
 prints the table. `--threads` (default 1): torch intra-op threads; two jobs on a 2-core machine each get one.
