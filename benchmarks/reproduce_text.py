@@ -503,7 +503,9 @@ def draw(result: dict, output_dir: str, stem: str) -> None:
         sweeps = {labels[s["method"]]: s for s in result["sweeps"] if s["seed"] == seed}
         plot_sweeps(sweeps, os.path.join(output_dir, f"{stem}_sweep.png"),
                     title=f"{result['corpus']}: temperature sweep, BLEU-{result['paper_bleu_order']} vs "
-                          f"Self-BLEU-{result['paper_bleu_order']} (seed {seed}; test split)")
+                          f"Self-BLEU-{result['paper_bleu_order']}\n(seed {seed}; test split"
+                          + ("; BLEU against the reply to the same prompt)" if "real_data" in result and
+                             "mismatched_replies" in (result["real_data"] or {}) else ")"))
     curves = [(r["seed"], r["curve"]) for r in result["runs"] if r["method"] == "seqgan" and r.get("curve")]
     if curves:
         import matplotlib
