@@ -224,7 +224,8 @@ class SeqGANConfig(TrainingArguments):
         metadata={
             "help": "k: Monte Carlo rollouts only after completion prefixes of k, 2k, 3k... tokens; every other token "
             "takes the reward of the next rolled-out prefix (or the final reward). 1: every token, as in the paper. "
-            "k cuts the rollout work about k-fold for long completions; see the README for what it approximates."
+            "k cuts the rollout work about k-fold for long completions; see the README for what it approximates. "
+            "k >= sequence_length: no rollouts, every token takes the final reward."
         },
     )
     rollout_policy: str = field(

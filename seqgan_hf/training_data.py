@@ -42,6 +42,12 @@ def encode_training_data(dataset, encoding: dict, args, bos_token_id: int) -> Tr
     settings."""
     eos, pad = encoding["eos_token_id"], encoding["pad_token_id"]
     if not _has_prompts(dataset):
+        for name, default in (("max_prompt_length", None), ("prompt_overflow", "truncate")):
+            if getattr(args, name) != default:
+                raise ValueError(
+                    f"SeqGANConfig.{name}={getattr(args, name)!r}, but train_dataset has no prompts (no 'prompt' and "
+                    "'completion' columns), so it would do nothing. Drop it, or pass prompt-completion pairs."
+                )
         real = encode_dataset(dataset, **encoding)
         return TrainingData(real, None, 0, sequence_dataset(real), MLECollator(bos_token_id, eos, pad))
     pairs = encode_prompt_dataset(dataset, **encoding, max_prompt_length=args.max_prompt_length,

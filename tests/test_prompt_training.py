@@ -257,3 +257,10 @@ def test_a_saved_pretrained_lm_with_lora_trains_on_prompts_and_its_base_stays_fr
             compared += 1
     assert compared == len(frozen)  # every base weight, the adapted c_attn layers included
     assert any("adversarial/kl" in entry for entry in trainer.state.log_history)
+
+
+def test_prompt_settings_without_prompt_data_are_refused(tmp_path, word_tokenizer, text_dataset):
+    for field, value in (("max_prompt_length", 8), ("prompt_overflow", "error")):
+        with pytest.raises(ValueError, match=f"SeqGANConfig.{field}=.*train_dataset has no prompts"):
+            SeqGANTrainer(tiny_gpt2(**lm_token_ids(word_tokenizer)), args=quick_config(tmp_path, **{field: value}),
+                          train_dataset=text_dataset, processing_class=word_tokenizer)
