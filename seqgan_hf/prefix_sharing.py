@@ -129,7 +129,10 @@ class PrefixSharing:
         # The sampled sequences' own forwards: their P(real) (the last token's reward) and every prefix's cache.
         # Should sharing turn out not to apply, this work is kept and every completion gets a full forward.
         share, final_logits, layer_parts, positions = True, [], [], 0
-        for rows in torch.arange(batch_size, device=sequences.device).split(rows_per_forward(length)):
+        # The discriminator's input width: the completion, after the prompt room when there are prompts.
+        width = length + (0 if prompts is None else self.adapter.prompt_width if self.adapter.prompt_width is not None
+                          else prompts.width - 1)
+        for rows in torch.arange(batch_size, device=sequences.device).split(rows_per_forward(width)):
             inputs = self.adapter.encode(sequences[rows], device, None if prompts is None else prompts.select(rows))
             positions += inputs["input_ids"].numel()
             output = self._cached_forward(discriminator, inputs) if share else None
@@ -168,7 +171,6 @@ class PrefixSharing:
         group_index = torch.arange(batch_size * rollout_num, device=rollouts.device) * prefixes
         for slot, prefix_length in enumerate(prefix_lengths):
             inputs = self.adapter.encode(rollouts[:, :, slot].reshape(-1, length), device, row_prompts)
-            width = inputs["input_ids"].shape[1]
             starts = offsets[sequence_of] + prefix_length  # the first discriminator column after the prefix
             shared = self._shareable(inputs, starts) & share
             # Rows whose prefix (prompt + t tokens) has the same length continue the cache in one forward.
