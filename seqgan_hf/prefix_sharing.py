@@ -96,6 +96,7 @@ class PrefixSharing:
         rows_per_forward: Callable[[int], int],
         prompts: Prompts | None = None,
         prefix_lengths: torch.LongTensor | None = None,
+        finished: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, int] | None:
         """P(real) of every completion and sequence, flat as `RewardSource.rollout_rewards` lays them out, and
         the number of token positions the discriminator was fed.
@@ -105,8 +106,9 @@ class PrefixSharing:
 
         `rollouts` [B, N, P, T] (entry [b, n, i]: sequence b's first `prefix_lengths[i]` tokens, default i + 1,
         then a completion), `sequences` [B, T], `prompts` (one per sequence, or None); `rows_per_forward(length)`
-        bounds each forward of `length` tokens per row. Returns [B * N * P + B]: completions in [B, N, P] order,
-        then sequences.
+        bounds each forward of `length` tokens per row; `finished` [B, P] (optional): prefixes that already hold
+        EOS, whose completions are the sequence itself and take its probability unscored. Returns
+        [B * N * P + B]: completions in [B, N, P] order, then sequences.
         """
         if self.enabled is False:
             return None
@@ -118,12 +120,12 @@ class PrefixSharing:
         try:
             with self.autocast():
                 return self._probabilities(discriminator, rollouts, sequences, rows_per_forward, prompts,
-                                           prefix_lengths.tolist())
+                                           prefix_lengths.tolist(), finished)
         finally:
             discriminator.train(was_training)
 
     def _probabilities(self, discriminator, rollouts, sequences, rows_per_forward, prompts,
-                       prefix_lengths: list[int]) -> tuple[torch.Tensor, int]:
+                       prefix_lengths: list[int], finished) -> tuple[torch.Tensor, int]:
         batch_size, rollout_num, prefixes, length = rollouts.shape
         device = next(discriminator.parameters()).device
         # The sampled sequences' own forwards: their P(real) (the last token's reward) and every prefix's cache.
@@ -172,7 +174,14 @@ class PrefixSharing:
         for slot, prefix_length in enumerate(prefix_lengths):
             inputs = self.adapter.encode(rollouts[:, :, slot].reshape(-1, length), device, row_prompts)
             starts = offsets[sequence_of] + prefix_length  # the first discriminator column after the prefix
-            shared = self._shareable(inputs, starts) & share
+            todo = torch.ones_like(starts, dtype=torch.bool)
+            if finished is not None:  # a prefix holding EOS: its completions are the sequence, scored already
+                done = finished.to(device)[sequence_of, slot]
+                todo = ~done
+                done_rows = done.nonzero().squeeze(1)
+                scores[group_index[done_rows.to(rollouts.device)] + slot] = scores[
+                    completions + sequence_of[done_rows].to(rollouts.device)]
+            shared = self._shareable(inputs, starts) & share & todo
             # Rows whose prefix (prompt + t tokens) has the same length continue the cache in one forward.
             for start in starts[shared].unique().tolist():
                 same = (shared & (starts == start)).nonzero().squeeze(1)
@@ -180,7 +189,7 @@ class PrefixSharing:
                     logits = self._suffix_logits(discriminator, full_cache, inputs, rows, sequence_of[rows], start)
                     scores[group_index[rows.to(rollouts.device)] + slot] = self._probability(logits, rollouts)
                 positions += same.numel() * (width - start)
-            full_rows = (~shared).nonzero().squeeze(1)
+            full_rows = (~shared & todo).nonzero().squeeze(1)
             for rows in _chunks(full_rows, rows_per_forward(width)):
                 logits = discriminator(**{key: value[rows] for key, value in inputs.items()}).logits
                 scores[group_index[rows.to(rollouts.device)] + slot] = self._probability(logits, rollouts)

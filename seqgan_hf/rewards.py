@@ -80,18 +80,31 @@ class RewardSource:
         counter: WorkCounter | None = None,
         prompts: Prompts | None = None,
         prefix_lengths: torch.LongTensor | None = None,
+        finished: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Rewards of every completion and sampled sequence, flat: [B * N * P + B], completions in [B, N, P]
         order, then the sequences. `rollouts` [B, N, P, T] (entry [b, n, i]: sequence b's first
         `prefix_lengths[i]` tokens, default i + 1, then a sampled completion), `sequences` [B, T], `prompts`
-        (None, or one per sequence)."""
+        (None, or one per sequence). `finished` [B, P] (optional): prefixes that already hold EOS, whose
+        completions are the sequence itself: they take the sequence's reward without being scored again."""
         batch_size, rollout_num, prefixes, length = rollouts.shape
+        completions = batch_size * rollout_num * prefixes
+        owner = torch.arange(batch_size, device=rollouts.device).repeat_interleave(rollout_num * prefixes)
+        todo = torch.arange(completions, device=rollouts.device)
+        if finished is not None:  # completion (b, n, i) is flat row (b * N + n) * P + i
+            todo = todo[~finished.to(rollouts.device)[:, None, :].expand(-1, rollout_num, -1).reshape(-1)]
+        rows = torch.cat([todo, torch.arange(completions, completions + batch_size, device=rollouts.device)])
+        flat = torch.cat([rollouts.reshape(-1, length), sequences])[rows]
         flat_prompts = None
-        if prompts is not None:  # completion rows in [B, N, P] order, then the sequences: each with its prompt
-            index = torch.arange(batch_size, device=prompts.input_ids.device)
-            flat_prompts = prompts.select(torch.cat([index.repeat_interleave(rollout_num * prefixes), index]))
-        return self.rewards_in_chunks(torch.cat([rollouts.reshape(-1, length), sequences]), rows_per_forward,
-                                      counter, flat_prompts)
+        if prompts is not None:  # every scored row with its sequence's prompt
+            index = torch.cat([owner, torch.arange(batch_size, device=rollouts.device)])[rows]
+            flat_prompts = prompts.select(index.to(prompts.input_ids.device))
+        scored = self.rewards_in_chunks(flat, rows_per_forward, counter, flat_prompts)
+        if todo.numel() == completions:
+            return scored
+        rewards = scored[-batch_size:][torch.cat([owner, torch.arange(batch_size, device=rollouts.device)])]
+        rewards[todo] = scored[: todo.numel()]
+        return rewards
 
     def rewards_in_chunks(
         self, flat: torch.LongTensor, rows_per_forward: RowsPerForward, counter: WorkCounter | None = None,
@@ -115,7 +128,9 @@ class RewardSource:
 class TensorReward(RewardSource):
     """A function of token-id tensors, `func(sequences [R, T]) -> rewards [R]`, as a reward source.
 
-    With prompts it still sees the completions alone (use a [`FunctionReward`] to read the prompts)."""
+    With prompts it still sees the completions alone (use a [`FunctionReward`] to read the prompts). It sees the
+    raw ids, tokens after EOS included; a prefix that already holds EOS is not rolled out by an engine that knows
+    the EOS (the trainer's), and takes the sequence's own reward."""
 
     def __init__(self, func: Callable[[torch.LongTensor], torch.Tensor], name: str | None = None):
         self.func = func
@@ -157,19 +172,21 @@ class DiscriminatorReward(RewardSource):
 
     @torch.no_grad()
     def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None, prompts=None,
-                        prefix_lengths=None) -> torch.Tensor:
+                        prefix_lengths=None, finished=None) -> torch.Tensor:
         if self.prefix_sharing is not None and rollouts.shape[2]:
             if prefix_lengths is None:
                 prefix_lengths = torch.arange(1, rollouts.shape[2] + 1, device=rollouts.device)
             shared = self.prefix_sharing.rollout_probabilities(rollouts, sequences, rows_per_forward, prompts,
-                                                               prefix_lengths)
+                                                               prefix_lengths, finished)
             if shared is not None:
                 rewards, positions = shared
-                if counter is not None:
-                    counter.scored_sequences += rewards.numel()
+                if counter is not None:  # finished prefixes took their sequence's reward without a score
+                    skipped = 0 if finished is None else int(finished.sum()) * rollouts.shape[1]
+                    counter.scored_sequences += rewards.numel() - skipped
                     counter.discriminator_positions += positions
                 return rewards
-        return super().rollout_rewards(rollouts, sequences, rows_per_forward, counter, prompts, prefix_lengths)
+        return super().rollout_rewards(rollouts, sequences, rows_per_forward, counter, prompts, prefix_lengths,
+                                       finished)
 
     def rewards_in_chunks(self, flat, rows_per_forward, counter=None, prompts=None) -> torch.Tensor:
         if counter is not None:
@@ -274,9 +291,9 @@ class RewardMix(RewardSource):
 
     @torch.no_grad()
     def rollout_rewards(self, rollouts, sequences, rows_per_forward, counter=None, prompts=None,
-                        prefix_lengths=None) -> torch.Tensor:
+                        prefix_lengths=None, finished=None) -> torch.Tensor:
         return sum(weight * source.rollout_rewards(rollouts, sequences, rows_per_forward, counter, prompts,
-                                                   prefix_lengths)
+                                                   prefix_lengths, finished)
                    for source, weight in zip(self.sources, self.weights))
 
 

@@ -25,7 +25,8 @@ Prompts (`seqgan_hf.prompts`): every row may continue its own prompt. A batch's 
 completions start at one column for all rows; the pads are masked and skipped by the positions (a recurrent model
 holds its state over them), which keeps a row's tokens and rewards what they are alone. With `reward_stride` k only
 the completion prefixes of k, 2k, ... tokens are rolled out (`prefix_lengths`); the tokens between take the next
-rolled-out prefix's reward (`reward_positions`).
+rolled-out prefix's reward (`reward_positions`). With `eos_token_id`, a prefix that already holds EOS is finished:
+it is neither rolled out nor scored, and takes the sequence's own reward (`finished_prefixes`).
 
 Three paths, picked per model:
 
@@ -137,6 +138,9 @@ class RolloutEngine:
             results.
         reward_stride: k; Monte Carlo rewards only for completion prefixes of k, 2k, ... tokens; every other token
             takes the reward of the next prefix computed (or the final reward). 1: every token (the paper).
+        eos_token_id: a prefix that already holds this token is a finished sequence: it is not rolled out, and
+            its reward is the sequence's own (what every rollout of it scores under a reward that cuts at EOS, as
+            the discriminator, BLEU and reward functions do). None: every prefix is rolled out.
     """
 
     def __init__(
@@ -153,11 +157,13 @@ class RolloutEngine:
         top_k: int = 0,
         top_p: float = 1.0,
         reward_stride: int = 1,
+        eos_token_id: int | None = None,
     ):
         if reward_stride < 1:
             raise ValueError(f"reward_stride={reward_stride}: Monte Carlo rewards need a stride of at least 1.")
         self.bos_token_id = bos_token_id
         self.reward_stride = reward_stride
+        self.eos_token_id = eos_token_id
         self.sequence_length = sequence_length
         self.rollout_num = rollout_num
         self.distribution = SamplingDistribution(temperature, top_k, top_p)
@@ -272,18 +278,31 @@ class RolloutEngine:
         return _cpu_capped(self.rollout_batch_size, device, self.rollout_block_logits, _CPU_ROLLOUT_LOGITS,
                            vocab_size, floor=64)
 
-    def _rows(self, batch_size: int, length: int, device: torch.device):
-        """All rollout rows as (prefix length t, its slot in the output, sequence b, rollout n), t ascending.
+    def finished_prefixes(self, sequences: torch.LongTensor) -> torch.Tensor | None:
+        """[B, P]: whether sequence b's first `prefix_lengths[i]` tokens already hold EOS (None without an EOS)."""
+        if self.eos_token_id is None:
+            return None
+        eos_so_far = (sequences == self.eos_token_id).cumsum(dim=1)
+        return eos_so_far[:, self.prefix_lengths(sequences.shape[1], sequences.device) - 1] > 0
+
+    def _rows(self, sequences: torch.LongTensor):
+        """All rollout rows as (prefix length t, its slot in the output, sequence b, rollout n), t ascending, but
+        for the prefixes that already hold EOS (left as the sequence itself in the output).
 
         Sorting by t puts the rows needing the most tokens first, so within any chunk the rows still sampling
         at a given step are always a leading slice: the "staircase" that never computes a finished row.
         """
+        (batch_size, length), device = sequences.shape, sequences.device
         rollout_num, prefixes = self.rollout_num, self.prefix_lengths(length, device)
         per_prefix = batch_size * rollout_num
         prefix_len = prefixes.repeat_interleave(per_prefix)
         slot = torch.arange(len(prefixes), device=device).repeat_interleave(per_prefix)
         seq_index = torch.arange(batch_size, device=device).repeat_interleave(rollout_num).repeat(len(prefixes))
         roll_index = torch.arange(rollout_num, device=device).repeat(batch_size * len(prefixes))
+        finished = self.finished_prefixes(sequences)
+        if finished is not None:
+            todo = ~finished[seq_index, slot]
+            prefix_len, slot, seq_index, roll_index = prefix_len[todo], slot[todo], seq_index[todo], roll_index[todo]
         return prefix_len, slot, seq_index, roll_index
 
     def _recurrent_prompt(self, model, prompts: Prompts):
@@ -317,7 +336,7 @@ class RolloutEngine:
             logits_all, h_all, c_all = model.prefix_states(sequences[:, :-1], state=state)
             logits_all = torch.cat([first_logits[:, None], logits_all], dim=1)
             h_all, c_all = torch.cat([state.h[:, None], h_all], dim=1), torch.cat([state.c[:, None], c_all], dim=1)
-        prefix_len, slot, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
+        prefix_len, slot, seq_index, roll_index = self._rows(sequences)
         total_rows = prefix_len.numel()
         chunk_rows = self.rollout_rows(logits_all.shape[-1], sequences.device)
         for start in range(0, total_rows, chunk_rows):
@@ -349,7 +368,7 @@ class RolloutEngine:
         # logits_all[:, t]: the next-token logits after completion prefix y_1..y_t (t = 0: after the prompt).
         logits_all, full_cache = output.logits[:, prompts.width - 1 :], getattr(output, "cache", None)
         use_cache = full_cache is not None and maskable_cache(full_cache)
-        prefix_len, slot, seq_index, roll_index = self._rows(batch_size, length, sequences.device)
+        prefix_len, slot, seq_index, roll_index = self._rows(sequences)
         total_rows = prefix_len.numel()
         chunk_rows = self.rollout_rows(logits_all.shape[-1], sequences.device)
         for start in range(0, total_rows, chunk_rows):
@@ -486,6 +505,7 @@ class RolloutEngine:
         scores = reward.rollout_rewards(
             rollouts, sequences, lambda tokens: self.reward_rows(tokens, rollouts.device), self.counter,
             prompts=prompts, prefix_lengths=self.prefix_lengths(length, rollouts.device),
+            finished=self.finished_prefixes(sequences),
         )
         rollout_scores = scores[: batch_size * rollout_num * prefixes].view(batch_size, rollout_num, prefixes)
         final_scores = scores[batch_size * rollout_num * prefixes :]

@@ -194,7 +194,7 @@ class SeqGANTrainer(SavingMixin, CheckpointMixin, HubMixin, Trainer):
         self.rollout_engine = RolloutEngine(
             self.bos_token_id, args.sequence_length, args.rollout_num, temperature=args.temperature,
             rollout_batch_size=args.rollout_batch_size, score_batch_size=args.score_batch_size,
-            top_k=args.top_k, top_p=args.top_p, reward_stride=args.reward_stride,
+            top_k=args.top_k, top_p=args.top_p, reward_stride=args.reward_stride, eos_token_id=self.eos_token_id,
         )
         self.algorithm = SeqGAN(
             args, self.runtime, self.rollout_engine, self.reward, self.discriminator_adapter, self.real,

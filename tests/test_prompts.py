@@ -245,3 +245,33 @@ def test_reward_stride_rolls_out_every_kth_prefix_and_fills_the_tokens_between()
 def test_a_bad_reward_stride_is_refused():
     with pytest.raises(ValueError, match="reward_stride=0"):
         RolloutEngine(BOS, 5, 2, reward_stride=0)
+
+
+EOS = 2
+
+
+@pytest.mark.parametrize("name", ["lstm", "gpt2"])
+@pytest.mark.parametrize("prefix_sharing", [True, False])
+def test_prefixes_that_already_hold_eos_are_not_rolled_out_and_keep_their_rewards(name, prefix_sharing):
+    """A prefix holding EOS is a finished sequence: with the engine told the EOS, its rollouts are skipped and it
+    takes the sequence's own reward, which every rollout of it scores anyway under a reward that cuts at EOS."""
+    model, discriminator = MODELS[name](), _pair_discriminator()
+    length, rollout_num = 7, 3
+    sequences = torch.tensor([[7, EOS, 9, 9, 4, 3, 5], [6, 8, 4, EOS, 3, 3, 3], [5, 6, 7, 8, 9, 10, 11],
+                              [EOS, 4, 4, 4, 4, 4, 4]])
+    prompts = _prompts([[4, 11], [], [5, 9, 3], [8]])
+    every, skipping = RolloutEngine(BOS, length, rollout_num), RolloutEngine(BOS, length, rollout_num, eos_token_id=EOS)
+    finished = skipping.finished_prefixes(sequences)
+    assert finished.tolist()[0] == [False, True, True, True, True, True]  # EOS is token 2: prefixes of 2+ tokens
+    reference = every.rollouts(model, sequences, torch.Generator().manual_seed(5), prompts)
+    rollouts = skipping.rollouts(model, sequences, torch.Generator().manual_seed(5), prompts)
+    assert every.counter.generator_positions > skipping.counter.generator_positions
+    expanded = finished[:, None, :, None].expand_as(rollouts)
+    assert torch.equal(rollouts[~expanded], reference[~expanded])  # the others: the same completions
+    assert torch.equal(rollouts[expanded], sequences[:, None, None, :].expand_as(rollouts)[expanded])
+    every.counter.reset()
+    full = every.rewards(reference, sequences, _pair_reward(discriminator, prefix_sharing), prompts)
+    rewards = skipping.rewards(rollouts, sequences, _pair_reward(discriminator, prefix_sharing), prompts)
+    torch.testing.assert_close(rewards, full, rtol=0, atol=1e-5)
+    assert skipping.counter.scored_sequences == rollout_num * int((~finished).sum()) + 4
+    assert skipping.counter.discriminator_positions < every.counter.discriminator_positions

@@ -283,11 +283,13 @@ def test_causal_discriminator_scores_rollouts_on_cached_prefixes(tmp_path, text_
         )
         counter = trainer.rollout_engine.counter
         trainer.train()
-        runs[share] = (trainer, counter.discriminator_positions, snapshot(trainer.model))
+        runs[share] = (trainer, counter.discriminator_positions, snapshot(trainer.model), counter.scored_sequences)
     assert runs[True][0].discriminator_reward.prefix_sharing.enabled is True
     assert runs[False][0].discriminator_reward.prefix_sharing is None
-    # 2 g-steps of 8 sequences, 2 rollouts, T = 8: full forwards feed 2 * (8*2*7 + 8) * 8 positions.
-    assert runs[False][1] == 2 * (8 * 2 * 7 + 8) * 8
+    # 2 g-steps of 8 sequences, 2 rollouts, T = 8: at most 2 * (8*2*7 + 8) scored sequences (prefixes that already
+    # hold EOS take their sequence's reward unscored), each fed in full (8 positions) without sharing.
+    assert runs[False][3] == runs[True][3] <= 2 * (8 * 2 * 7 + 8)
+    assert runs[False][1] == runs[False][3] * 8
     assert runs[True][1] < 0.75 * runs[False][1]  # sampled text ends early (EOS): those rows are fed in full
     for name, value in runs[False][2].items():
         torch.testing.assert_close(runs[True][2][name], value, rtol=1e-4, atol=1e-5)
