@@ -89,21 +89,24 @@ class RewardSource:
         completions are the sequence itself: they take the sequence's reward without being scored again."""
         batch_size, rollout_num, prefixes, length = rollouts.shape
         completions = batch_size * rollout_num * prefixes
-        owner = torch.arange(batch_size, device=rollouts.device).repeat_interleave(rollout_num * prefixes)
-        todo = torch.arange(completions, device=rollouts.device)
-        if finished is not None:  # completion (b, n, i) is flat row (b * N + n) * P + i
-            todo = todo[~finished.to(rollouts.device)[:, None, :].expand(-1, rollout_num, -1).reshape(-1)]
-        rows = torch.cat([todo, torch.arange(completions, completions + batch_size, device=rollouts.device)])
-        flat = torch.cat([rollouts.reshape(-1, length), sequences])[rows]
-        flat_prompts = None
-        if prompts is not None:  # every scored row with its sequence's prompt
-            index = torch.cat([owner, torch.arange(batch_size, device=rollouts.device)])[rows]
-            flat_prompts = prompts.select(index.to(prompts.input_ids.device))
+        device = rollouts.device
+        flat = torch.cat([rollouts.reshape(-1, length), sequences])
+        # The sequence each flat row belongs to: completions (b, n, i) at (b * N + n) * P + i, then the sequences.
+        owners = torch.cat([torch.arange(batch_size, device=device).repeat_interleave(rollout_num * prefixes),
+                            torch.arange(batch_size, device=device)])
+        scored_rows = None
+        if finished is not None and bool(finished.any()):  # score the others only
+            skip = finished.to(device)[:, None, :].expand(-1, rollout_num, -1).reshape(-1)
+            scored_rows = torch.cat([(~skip).nonzero().squeeze(1),
+                                     torch.arange(completions, completions + batch_size, device=device)])
+            flat = flat[scored_rows]
+        scored_owners = owners if scored_rows is None else owners[scored_rows]
+        flat_prompts = None if prompts is None else prompts.select(scored_owners.to(prompts.input_ids.device))
         scored = self.rewards_in_chunks(flat, rows_per_forward, counter, flat_prompts)
-        if todo.numel() == completions:
+        if scored_rows is None:
             return scored
-        rewards = scored[-batch_size:][torch.cat([owner, torch.arange(batch_size, device=rollouts.device)])]
-        rewards[todo] = scored[: todo.numel()]
+        rewards = scored[-batch_size:][owners]  # every row its sequence's reward, then the scored ones their own
+        rewards[scored_rows] = scored
         return rewards
 
     def rewards_in_chunks(

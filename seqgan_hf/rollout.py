@@ -306,22 +306,11 @@ class RolloutEngine:
         return prefix_len, slot, seq_index, roll_index
 
     def _recurrent_prompt(self, model, prompts: Prompts):
-        """A recurrent model's next-token logits and state after each row's `[BOS, prompt]`, one step per column.
-
-        A left pad leaves its row's state as it was (zeros before the row's BOS), so a row's state never depends
-        on how much its batch padded it."""
-        state = None
-        for column in range(prompts.width):
-            self._count(len(prompts))
-            logits, new_state = model.step(prompts.input_ids[:, column], state)
-            keep = prompts.attention_mask[:, column].bool()
-            if not bool(keep.all()):
-                old = state if state is not None else LSTMState(torch.zeros_like(new_state.h),
-                                                                torch.zeros_like(new_state.c))
-                keep = keep[:, None]
-                new_state = LSTMState(torch.where(keep, new_state.h, old.h), torch.where(keep, new_state.c, old.c))
-            state = new_state
-        return logits, state
+        """A recurrent model's next-token logits and state after each row's `[BOS, prompt]`: its own forward over the
+        left-padded prompts, whose mask holds a row's state over its pads (`LSTMForCausalLM.forward`), so a row's
+        state never depends on how much its batch padded it; the same forward teacher forcing uses."""
+        output = self._forward(model, prompts.input_ids, prompts)
+        return output.logits[:, -1], output.cache
 
     def _recurrent_rollouts(self, model, sequences, prompts, uniforms, completed) -> None:
         """Recurrent models: per chunk, every row starts from its prefix's state; one step per sampled token."""
